@@ -1,0 +1,104 @@
+"""Command-line plumbing shared by the entrypoints: user errors become one line on stderr and exit 2.
+
+Hydra prints composition errors over several lines with a hint about HYDRA_FULL_ERROR, and prints
+tracebacks for errors raised inside the task. For errors that are the user's (a bad override, a
+misspelt key, a value out of range, missing data) we want one line that names the key and what is
+allowed. So the Hydra app runs with HYDRA_FULL_ERROR=1, which lets its exceptions reach us, and we
+format the user's errors here. A user who sets HYDRA_FULL_ERROR themselves gets Hydra's full output.
+Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from typing import Callable
+
+from omegaconf.errors import OmegaConfBaseException
+
+from mixexp.config import ConfigError
+
+EXIT_USAGE = 2
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def format_user_error(e: BaseException) -> str | None:
+    """The one-line message for a user error, or None if ``e`` is not one."""
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+
+    if isinstance(e, ConfigError):
+        return str(e)
+    text = str(e)
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
+    if missing:
+        group, option = missing.groups()
+        options = re.findall(r"^\t(\S+)$", text, flags=re.M)
+        allowed = f"choose one of {', '.join(options)}" if options else f"no such option in conf/{group}/"
+        return f"{group}={option} is not allowed: {allowed}"
+    if isinstance(e, OverrideParseException):
+        return f"cannot parse override: {_first_line(text)}"
+    cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None)
+        msg = _first_line(cause.msg if getattr(cause, "msg", None) else str(cause))
+        unknown = re.match(r"Key '([^']+)' not in '(\w+)'", msg)
+        if unknown and key:
+            parent_key = key.rsplit(".", 1)[0] if "." in key else ""
+            schema = _schema_fields(cause)
+            allowed = f"allowed keys: {', '.join(schema)}" if schema else "not in the schema"
+            where = f" of {parent_key}" if parent_key else ""
+            return f"{key} is not a key{where}; {allowed}"
+        return f"{key}: {msg}" if key else msg
+    if isinstance(e, (MissingConfigException, HydraException)):
+        return _first_line(text)
+    return None
+
+
+def _schema_fields(cause: OmegaConfBaseException) -> list[str]:
+    import dataclasses
+
+    node = getattr(cause, "parent_node", None)
+    obj_type = getattr(cause, "object_type", None)
+    if obj_type is not None and dataclasses.is_dataclass(obj_type):
+        return [f.name for f in dataclasses.fields(obj_type)]
+    if node is not None:
+        return list(node.keys())
+    return []
+
+
+def exit_on_user_error(task: Callable) -> Callable:
+    """Wrap a Hydra task so that a user error inside it exits with one line (before Hydra logs it)."""
+
+    @functools.wraps(task)
+    def wrapped(*args, **kwargs):
+        try:
+            return task(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - sorted into user errors and bugs just below
+            message = None if os.environ.get("MIXEXP_FULL_ERROR") else format_user_error(e)
+            if message is None:
+                raise
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+
+    return wrapped
+
+
+def run_cli(app: Callable[[], object]) -> None:
+    """Run a Hydra app (a ``@hydra.main`` function called with no arguments) with one-line errors."""
+    user_wants_full = "HYDRA_FULL_ERROR" in os.environ
+    if user_wants_full:
+        os.environ["MIXEXP_FULL_ERROR"] = "1"
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        app()
+    except Exception as e:  # noqa: BLE001 - sorted into user errors and bugs just below
+        message = None if user_wants_full else format_user_error(e)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)

@@ -1,0 +1,88 @@
+"""A loader for datasets that live, as uint8, on the training device.
+
+Each epoch draws one device ``randperm``; each batch is a gather from the resident tensor, a batched
+crop and flip, and a normalising multiply-add. Nothing leaves the device and nothing waits for it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence, Tuple
+
+import torch
+
+from mixexp.data.augment import Normalize, random_crop, random_flip
+from mixexp.data.imageset import ImageSet
+
+
+class DeviceLoader:
+    """Batches of (normalised float images, int64 labels) from an :class:`ImageSet`.
+
+    ``train=True`` shuffles every epoch, applies crop/flip, and shards the permutation across
+    ``world_size`` ranks (every rank draws the same permutation from the same seed and takes every
+    ``world_size``-th index, so the shards are disjoint and equal in size).
+    """
+
+    def __init__(
+        self,
+        data: ImageSet,
+        batch_size: int,
+        *,
+        device,
+        mean: Sequence[float],
+        std: Sequence[float],
+        train: bool,
+        crop_padding: int = 0,
+        flip: bool = False,
+        drop_last: bool = False,
+        channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.device = torch.device(device)
+        self.data = data.to(self.device)
+        self.batch_size = batch_size
+        self.train = train
+        self.crop_padding = crop_padding if train else 0
+        self.flip = flip and train
+        self.drop_last = drop_last
+        self.channels_last = channels_last
+        self.rank, self.world_size = rank, world_size
+        self.normalize = Normalize(mean, std, self.device)
+
+    @property
+    def num_examples(self) -> int:
+        """Examples this rank sees per epoch."""
+        n = len(self.data)
+        return n // self.world_size if self.train else n
+
+    def __len__(self) -> int:
+        n = self.num_examples
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.data)
+        if not self.train:
+            return torch.arange(n, device=self.device)
+        perm = torch.randperm(n, device=self.device)
+        return perm[self.rank :: self.world_size][: self.num_examples]
+
+    def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        order = self._order()
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            x, y = self.data.images[idx], self.data.labels[idx]
+            if self.crop_padding:
+                x = random_crop(x, self.crop_padding)
+            if self.flip:
+                x = random_flip(x)
+            x = self.normalize(x)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y
+
+
+def build_loader(data, batch_size: int, **kwargs) -> DeviceLoader:
+    """The loader for a dataset split: device-resident for an :class:`ImageSet`."""
+    if isinstance(data, ImageSet):
+        return DeviceLoader(data, batch_size, **kwargs)
+    raise TypeError(f"no loader for {type(data).__name__}")

@@ -1,0 +1,68 @@
+"""Name -> loader for every training dataset, and the one place that turns a loader's output into
+what a run trains on (resize, channels, normalisation statistics)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Tuple
+
+from mixexp.data.imageset import ImageSet
+
+# A loader takes (dataset config, data directory) and returns (train, test, num_classes).
+Loader = Callable[..., Tuple[ImageSet, ImageSet, int]]
+DATASETS: Dict[str, Loader] = {}
+
+
+def register_dataset(name: str):
+    def add(fn: Loader) -> Loader:
+        DATASETS[name] = fn
+        return fn
+
+    return add
+
+
+@dataclass
+class Dataset:
+    train: ImageSet
+    test: ImageSet
+    num_classes: int
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+
+    @property
+    def image_shape(self) -> Tuple[int, int, int]:
+        return self.train.shape
+
+
+def channel_stats(data: ImageSet) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """Per-channel mean and std of the images in [0, 1] units."""
+    x = data.images.double().div_(255.0)
+    return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
+
+
+def load_dataset(cfg, data_dir: str) -> Dataset:
+    """Load ``cfg.name`` and apply the config's resize, channel count and normalisation.
+
+    ``dataset.mean``/``dataset.std`` give the published statistics of the released images; when
+    they are empty, the training set's own statistics are used. Grey statistics are replicated when
+    grey images are replicated to 3 channels.
+    """
+    if cfg.name not in DATASETS:
+        raise ValueError(f"dataset.name={cfg.name!r} is not allowed: choose one of {', '.join(sorted(DATASETS))}")
+    train, test, num_classes = DATASETS[cfg.name](cfg, data_dir)
+    native_channels = train.shape[0]
+    if cfg.resize:
+        train, test = train.resized(cfg.resize), test.resized(cfg.resize)
+    if list(cfg.mean):
+        mean, std = tuple(cfg.mean), tuple(cfg.std)
+        if len(mean) != native_channels:
+            raise ValueError(
+                f"dataset.mean has {len(mean)} values but {cfg.name} images have {native_channels} channels"
+            )
+    else:
+        mean, std = channel_stats(train)
+    if cfg.channels:
+        train, test = train.with_channels(cfg.channels), test.with_channels(cfg.channels)
+        if cfg.channels != native_channels:
+            mean, std = mean * cfg.channels, std * cfg.channels
+    return Dataset(train, test, num_classes, mean, std)

@@ -1,0 +1,38 @@
+"""Test-set metrics: accuracy, error, NLL and expected calibration error (torchmetrics)."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_calibration_error
+
+ECE_BINS = 15
+
+
+@torch.no_grad()
+def predict_logits(model, loader, autocast_dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 logits and labels for every batch of ``loader``, concatenated on its device."""
+    model.eval()
+    logits, labels = [], []
+    for x, y in loader:
+        with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            logits.append(model(x).float())
+        labels.append(y)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, prefix: str = "test") -> Dict[str, float]:
+    """``<prefix>_acc``, ``_error`` (percent), ``_nll`` (nats, mean) and ``_ece`` (15 equal-width bins, L1)."""
+    num_classes = logits.shape[1]
+    acc = multiclass_accuracy(logits, labels, num_classes=num_classes, average="micro").item() * 100.0
+    nll = F.cross_entropy(logits, labels).item()
+    ece = multiclass_calibration_error(
+        logits.softmax(dim=1), labels, num_classes=num_classes, n_bins=ECE_BINS, norm="l1"
+    ).item()
+    return {f"{prefix}_acc": acc, f"{prefix}_error": 100.0 - acc, f"{prefix}_nll": nll, f"{prefix}_ece": ece}
+
+
+def accuracy_percent(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits.argmax(dim=1) == labels).float().mean().item() * 100.0

@@ -1,0 +1,57 @@
+"""What every mixer returns, and the lambda sampling they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class MixedBatch:
+    """A mixed batch: ``inputs[i]`` blends example i with example ``partner[i]``.
+
+    ``lam[i]`` is the weight of example i's own label, so the mixed target is
+    ``lam * y_i + (1 - lam) * y_partner``. An unmixed batch has ``lam == 1`` everywhere.
+    """
+
+    inputs: torch.Tensor  # (B, C, H, W)
+    partner: torch.Tensor  # int64 (B,)
+    lam: torch.Tensor  # float32 (B,)
+
+
+def sample_lambda(alpha: float, batch_size: int, per_sample: bool, prob: float, device) -> torch.Tensor:
+    """lambda ~ Beta(alpha, alpha), one per batch (broadcast to (B,)) or one per example.
+
+    ``alpha == 0`` means no mixing (lambda = 1), as in the reference mixup code. With ``prob < 1``
+    a batch (or an example, when ``per_sample``) is left unmixed with probability 1 - prob; this is
+    done with ``torch.where`` so the decision never leaves the device.
+    """
+    n = batch_size if per_sample else 1
+    if alpha <= 0:
+        return torch.ones(batch_size, device=device)
+    concentration = torch.full((n,), float(alpha), device=device)
+    lam = torch.distributions.Beta(concentration, concentration).sample()
+    if prob < 1.0:
+        lam = torch.where(torch.rand(n, device=device) < prob, lam, torch.ones_like(lam))
+    return lam.expand(batch_size).contiguous() if n == 1 else lam
+
+
+def random_partner(batch_size: int, device) -> torch.Tensor:
+    """The partner of example i is ``perm[i]`` for a uniform random permutation of the batch."""
+    return torch.randperm(batch_size, device=device)
+
+
+class Mixer:
+    """Base class: ``mixer(x)`` returns a :class:`MixedBatch`. Labels are mixed by the loss."""
+
+    def __call__(self, x: torch.Tensor) -> MixedBatch:
+        raise NotImplementedError
+
+
+class NoMixing(Mixer):
+    """ERM: the batch is returned untouched with lambda = 1 and each example its own partner."""
+
+    def __call__(self, x: torch.Tensor) -> MixedBatch:
+        b = x.shape[0]
+        return MixedBatch(x, torch.arange(b, device=x.device), torch.ones(b, device=x.device))

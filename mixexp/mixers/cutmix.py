@@ -1,0 +1,58 @@
+"""CutMix (Yun et al., 2019): paste a box of the partner image; lambda = share of the image kept."""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+
+from mixexp.mixers.base import MixedBatch, Mixer, random_partner, sample_lambda
+
+
+def cutmix_box_mask(lam: torch.Tensor, height: int, width: int, per_sample: bool) -> torch.Tensor:
+    """Boolean mask (B, 1, H, W), True inside the box taken from the partner.
+
+    The box has sides floor(H * sqrt(1 - lam)) x floor(W * sqrt(1 - lam)), so an area of about
+    1 - lam, centred at a uniform pixel and clipped to the image (as in the reference code). One box
+    serves the whole batch unless ``per_sample``.
+    """
+    b, device = lam.shape[0], lam.device
+    n = b if per_sample else 1
+    cut = torch.sqrt(1.0 - lam[:n])
+    cut_h, cut_w = (height * cut).floor().long(), (width * cut).floor().long()
+    cy = torch.randint(0, height, (n,), device=device)
+    cx = torch.randint(0, width, (n,), device=device)
+    y0, y1 = (cy - cut_h // 2).clamp(0, height), (cy + cut_h // 2).clamp(0, height)
+    x0, x1 = (cx - cut_w // 2).clamp(0, width), (cx + cut_w // 2).clamp(0, width)
+    rows = torch.arange(height, device=device).view(1, height, 1)
+    cols = torch.arange(width, device=device).view(1, 1, width)
+    inside = (
+        (rows >= y0.view(-1, 1, 1)) & (rows < y1.view(-1, 1, 1))
+        & (cols >= x0.view(-1, 1, 1)) & (cols < x1.view(-1, 1, 1))
+    )
+    return inside.unsqueeze(1).expand(b, 1, height, width)
+
+
+def cutmix(x: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, per_sample: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Return (mixed batch, corrected lambda).
+
+    The corrected lambda is the exact share of pixels each mixed image keeps from itself,
+    1 - |box| / (H * W), which is what the label weights must use once the box has been clipped.
+    """
+    mask = cutmix_box_mask(lam, x.shape[-2], x.shape[-1], per_sample)
+    mixed = torch.where(mask, x[partner], x)
+    kept = 1.0 - mask.flatten(1).float().mean(dim=1)
+    return mixed, kept
+
+
+class CutMix(Mixer):
+    """lambda ~ Beta(alpha, alpha); box area 1 - lambda; lambda then set to the true kept share."""
+
+    def __init__(self, alpha: float = 1.0, per_sample: bool = False, prob: float = 1.0) -> None:
+        self.alpha, self.per_sample, self.prob = alpha, per_sample, prob
+
+    def __call__(self, x: torch.Tensor) -> MixedBatch:
+        lam = sample_lambda(self.alpha, x.shape[0], self.per_sample, self.prob, x.device)
+        partner = random_partner(x.shape[0], x.device)
+        mixed, kept = cutmix(x, partner, lam, self.per_sample)
+        return MixedBatch(mixed, partner, kept)

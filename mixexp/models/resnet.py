@@ -1,0 +1,42 @@
+"""Bottleneck ResNet-50 from torchvision, with an optional CIFAR stem."""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+from mixexp.config import ConfigError
+from mixexp.models.base import ClassifierModel
+
+
+class ResNet50(ClassifierModel):
+    """torchvision's ResNet-50 (He et al. 2016); the "cifar" stem is the 3x3 stride-1 conv without max-pool of the CIFAR mixup code."""
+
+    def __init__(self, num_classes: int, in_channels: int = 3, stem: str = "cifar") -> None:
+        super().__init__()
+        if stem not in ("cifar", "imagenet"):
+            raise ConfigError(f"model.stem={stem!r} is not allowed: choose one of cifar, imagenet")
+        # weights=None: never download; the zoo always trains from scratch.
+        net = torchvision.models.resnet50(weights=None, num_classes=num_classes)
+        if stem == "cifar":
+            # 32 px images would shrink to 1 px before layer4 with the 4x-downsampling ImageNet stem.
+            net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()
+        elif in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        # A replaced conv1 gets the same init torchvision gives its own convs.
+        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+        self.stem = stem
+        self.classifier = net.fc
+        self.feature_dim = net.fc.in_features
+        # torchvision's forward flattens the pooled map before fc, so an identity fc yields the features.
+        net.fc = nn.Identity()
+        self.backbone = net
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+
+def resnet50(cfg, num_classes: int, in_channels: int, input_size: int) -> ResNet50:
+    return ResNet50(num_classes, in_channels, str(cfg.stem))

@@ -1,0 +1,152 @@
+"""``mixexp-report DIR``: a table of mean +- std (n) per configuration over every run below DIR.
+
+A run is a folder holding ``config.yaml`` (written at start) and, once finished, ``metrics.json``.
+Configurations are told apart by the config keys whose values differ between the runs (so a sweep
+over ``mixer=none,mixup,cutmix seed=0,1,2`` gives one row per mixer); the seed, paths and logging
+keys never split runs, so seeds fold together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+from omegaconf import OmegaConf
+
+from mixexp.io import write_csv, write_text
+
+# Keys that never make two runs different configurations.
+IGNORED_PREFIXES = ("seed", "resume", "paths.", "logger.", "trainer.progress", "trainer.device",
+                    "trainer.num_threads", "trainer.checkpoint")
+DEFAULT_METRICS = ("test_acc", "test_nll", "test_ece")
+DECIMALS = {"acc": 2, "error": 2, "nll": 3, "ece": 4, "per_s": 0, "wall_s": 1}
+
+
+@dataclass
+class Run:
+    path: Path
+    config: Dict[str, Any]
+    metrics: Dict[str, Any] | None
+    order: float
+
+
+@dataclass
+class Row:
+    key: Tuple[Any, ...]
+    runs: List[Run] = field(default_factory=list)
+
+
+def flatten(obj: Any, prefix: str = "") -> Dict[str, Any]:
+    if isinstance(obj, dict):
+        out: Dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tuple(obj) if isinstance(obj, list) else obj}
+
+
+def find_runs(root: Path) -> List[Run]:
+    runs = []
+    for cfg_path in sorted(root.rglob("config.yaml")):
+        if cfg_path.parent.name == ".hydra":
+            continue
+        metrics_path = cfg_path.parent / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+        config = flatten(OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=False))
+        runs.append(Run(cfg_path.parent, config, metrics, cfg_path.stat().st_mtime))
+    return runs
+
+
+def varying_keys(runs: Sequence[Run]) -> List[str]:
+    keys = sorted({k for r in runs for k in r.config})
+    keys = [k for k in keys if not k.startswith(IGNORED_PREFIXES)]
+    return [k for k in keys if len({repr(r.config.get(k)) for r in runs}) > 1]
+
+
+def group_runs(runs: Sequence[Run], keys: Sequence[str]) -> List[Row]:
+    rows: Dict[Tuple[Any, ...], Row] = {}
+    for run in sorted(runs, key=lambda r: r.order):  # rows in launch order
+        key = tuple(run.config.get(k) for k in keys)
+        rows.setdefault(key, Row(key)).runs.append(run)
+    return list(rows.values())
+
+
+def decimals(metric: str) -> int:
+    return next((d for suffix, d in DECIMALS.items() if metric.endswith(suffix)), 3)
+
+
+def summarize(values: Sequence[float]) -> Tuple[float, float, int]:
+    """(mean, sample std (0 for one value), n)."""
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return mean, std, len(values)
+
+
+def format_cell(values: Sequence[float], metric: str) -> str:
+    if not values:
+        return "missing"
+    mean, std, n = summarize(values)
+    d = decimals(metric)
+    return f"{mean:.{d}f} ± {std:.{d}f}" if n > 1 else f"{mean:.{d}f}"
+
+
+def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS):
+    """Return (markdown text, csv rows, number of unfinished runs)."""
+    runs = find_runs(root)
+    if not runs:
+        raise FileNotFoundError(f"no runs below {root} (a run folder holds config.yaml and metrics.json)")
+    finished = [r for r in runs if r.metrics is not None]
+    keys = varying_keys(runs) or ["name"]
+    rows = group_runs(finished, keys)
+    header = [*keys, "n", *metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    csv_rows = []
+    for row in rows:
+        cells = [str(v) for v in row.key] + [str(len(row.runs))]
+        csv_row: Dict[str, Any] = dict(zip(keys, row.key))
+        csv_row["n"] = len(row.runs)
+        for m in metrics:
+            values = [r.metrics[m] for r in row.runs if isinstance(r.metrics.get(m), (int, float))
+                      and not math.isnan(r.metrics[m])]
+            cells.append(format_cell(values, m))
+            mean, std, _ = summarize(values) if values else (float("nan"), float("nan"), 0)
+            csv_row[f"{m}_mean"], csv_row[f"{m}_std"] = mean, std
+        lines.append("| " + " | ".join(cells) + " |")
+        csv_rows.append(csv_row)
+    unfinished = len(runs) - len(finished)
+    text = "\n".join(lines) + "\n"
+    if unfinished:
+        text += f"\n{unfinished} run(s) below {root} have no metrics.json yet (unfinished or failed).\n"
+    return text, csv_rows, unfinished
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="mixexp-report", description=__doc__.splitlines()[0])
+    parser.add_argument("dir", type=Path, help="folder to search for runs (e.g. a sweep's multirun folder)")
+    parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                        help=f"comma-separated metrics.json keys (default: {','.join(DEFAULT_METRICS)})")
+    parser.add_argument("--out", type=Path, default=None, help="where report.md and report.csv go (default: DIR)")
+    args = parser.parse_args(argv)
+    if not args.dir.is_dir():
+        print(f"error: {args.dir} is not a directory", file=sys.stderr)
+        sys.exit(2)
+    try:
+        text, csv_rows, _ = build_report(args.dir, [m for m in args.metrics.split(",") if m])
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    out = args.out or args.dir
+    write_text(out / "report.md", text)
+    write_csv(out / "report.csv", csv_rows)
+    print(text, end="")
+    print(f"\nwritten: {out / 'report.md'}, {out / 'report.csv'}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,34 @@
+"""``mixexp-train``: compose the config, validate it, train, evaluate, write the run directory.
+
+    mixexp-train dataset=digits model=simplecnn mixer=mixup
+    mixexp-train -m mixer=none,mixup,cutmix seed=0,1,2
+"""
+
+from __future__ import annotations
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from mixexp.cli import exit_on_user_error, run_cli
+from mixexp.config import CONF_DIR, register_configs, validate
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float:
+    validate(cfg)
+    from mixexp.trainer import Trainer
+
+    metrics = Trainer(cfg, HydraConfig.get().runtime.output_dir).fit()
+    return metrics.get("test_acc", float("nan"))
+
+
+def cli() -> None:
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,97 @@
+"""Optimisers, learning-rate schedules and device/seed set-up used by the trainer."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def build_sgd(cfg, params, device: torch.device) -> torch.optim.Optimizer:
+    """SGD with momentum, optional Nesterov, weight decay; the multi-tensor (foreach) kernel on CUDA."""
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay, foreach=device.type == "cuda" or None,
+    )
+
+
+OPTIMIZERS = {"sgd": build_sgd}
+
+
+def multistep_factor(cfg, epochs: int):
+    """lr multiplier at epoch e: gamma ** (number of milestones <= e)."""
+    milestones = list(cfg.milestones)
+    return lambda e: cfg.gamma ** sum(e >= m for m in milestones)
+
+
+def cosine_factor(cfg, epochs: int, base_lr: float):
+    """lr(e) = min_lr + (base_lr - min_lr) * (1 + cos(pi * e / epochs)) / 2."""
+    floor = cfg.min_lr / base_lr
+    return lambda e: floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * e / epochs))
+
+
+SCHEDULERS = {"multistep": multistep_factor, "cosine": cosine_factor}
+
+
+def build_scheduler(cfg, optimizer, epochs: int, base_lr: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-epoch schedule (stepped once at the end of each epoch), with optional linear warm-up."""
+    if cfg.name == "cosine":
+        factor = cosine_factor(cfg, epochs, base_lr)
+    else:
+        factor = multistep_factor(cfg, epochs)
+    warmup = cfg.warmup_epochs
+
+    def lr_lambda(e: int) -> float:
+        scale = (e + 1) / (warmup + 1) if e < warmup else 1.0
+        return scale * factor(e)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"trainer.device={name!r} is not allowed here: no CUDA device is visible (use auto or cpu)")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds the CPU and every CUDA generator
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class DistEnv:
+    """Rank and world size from the launcher's environment (torchrun sets RANK/WORLD_SIZE/LOCAL_RANK).
+
+    A single process is rank 0 of 1. Only rank 0 writes files and logs; the loader shards by rank.
+    """
+
+    def __init__(self) -> None:
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world_size = int(os.environ.get("WORLD_SIZE", 1))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0

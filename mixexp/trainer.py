@@ -1,0 +1,218 @@
+"""The training loop: build everything from the config, train epoch by epoch, evaluate, checkpoint.
+
+Read top to bottom: ``Trainer.__init__`` builds data, model, optimiser, schedule and mixer;
+``fit`` runs the epochs; ``train_epoch`` is the hot loop, which keeps its running sums on the device
+so that the host waits for the device only once per epoch (and when a progress bar is redrawn).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from omegaconf import OmegaConf
+
+from mixexp.config import ConfigError
+from mixexp.data import build_loader, load_dataset
+from mixexp.io import save_torch, write_csv, write_json, write_text
+from mixexp.loggers import NoLogger, build_logger
+from mixexp.losses import mixed_correct, mixed_cross_entropy
+from mixexp.metrics import accuracy_percent, classification_metrics, predict_logits
+from mixexp.mixers import build_mixer
+from mixexp.models import build_model
+from mixexp.regularizers import build_regularizer
+from mixexp.train_utils import (
+    OPTIMIZERS, DistEnv, build_scheduler, resolve_device, rng_state, seed_everything, set_rng_state,
+)
+
+log = logging.getLogger("mixexp")
+
+CHECKPOINT = "last.pt"
+# Progress bars are redrawn this many times per epoch; each redraw reads the running loss (one sync).
+BAR_UPDATES = 20
+
+
+class Trainer:
+    def __init__(self, cfg, run_dir) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.dist = DistEnv()
+        checkpoint = self.run_dir / CHECKPOINT
+        if checkpoint.exists() and not cfg.resume:
+            raise ConfigError(
+                f"{self.run_dir} already holds a run ({CHECKPOINT}): pass resume=true to continue it, "
+                "or choose another hydra.run.dir"
+            )
+        t = cfg.trainer
+        try:
+            self.device = resolve_device(t.device)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if t.num_threads:
+            torch.set_num_threads(t.num_threads)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = not t.deterministic
+            torch.backends.cudnn.deterministic = t.deterministic
+        self.autocast_dtype = torch.bfloat16 if cuda and t.bf16 else None
+        channels_last = cuda and t.channels_last
+        seed_everything(cfg.seed)
+
+        data = load_dataset(cfg.dataset, cfg.paths.data_dir)
+        self.num_classes = data.num_classes
+        common = dict(device=self.device, mean=data.mean, std=data.std, channels_last=channels_last)
+        self.train_loader = build_loader(
+            data.train, t.batch_size, train=True, crop_padding=cfg.dataset.crop_padding, flip=cfg.dataset.flip,
+            rank=self.dist.rank, world_size=self.dist.world_size, **common,
+        )
+        self.test_loader = build_loader(data.test, t.eval_batch_size, train=False, **common)
+
+        channels, size = data.image_shape[0], data.image_shape[1]
+        try:
+            self.model = build_model(cfg.model, data.num_classes, channels, size)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self.model.to(self.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        self.optimizer = OPTIMIZERS[cfg.optim.name](cfg.optim, self.model.parameters(), self.device)
+        self.scheduler = build_scheduler(cfg.sched, self.optimizer, t.epochs, cfg.optim.lr)
+        self.mixer = build_mixer(cfg.mixer)
+        self.regularizer = build_regularizer(cfg.regularizer)
+
+        self.epoch = 0
+        self.history: List[Dict[str, Any]] = []
+        self.elapsed = 0.0  # wall seconds of earlier sessions of this run (resume)
+        if checkpoint.exists():
+            self._load_checkpoint(checkpoint)
+            log.info("resumed %s at epoch %d/%d", checkpoint, self.epoch, t.epochs)
+        if self.dist.is_main:
+            write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
+
+    # -------------------------------------------------------------------------------- checkpoint
+
+    def _checkpoint_state(self) -> Dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "history": self.history,
+            "elapsed": self.elapsed + (time.perf_counter() - self._session_start),
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+        }
+
+    def _load_checkpoint(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, EOFError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"{path} cannot be resumed with this config: {first}") from None
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        self.epoch, self.history, self.elapsed = state["epoch"], state["history"], state["elapsed"]
+
+    # -------------------------------------------------------------------------------- training
+
+    def fit(self, until_epoch: Optional[int] = None) -> Dict[str, Any]:
+        """Train to ``trainer.epochs`` (or stop after ``until_epoch``) and return the final metrics."""
+        self._session_start = time.perf_counter()
+        self.logger = build_logger(self.cfg, self.run_dir) if self.dist.is_main else NoLogger()
+        epochs = self.cfg.trainer.epochs
+        stop = epochs if until_epoch is None else min(until_epoch, epochs)
+        logits = labels = None
+        while self.epoch < stop:
+            lr = self.optimizer.param_groups[0]["lr"]
+            train = self.train_epoch()
+            logits, labels = predict_logits(self.model, self.test_loader, self.autocast_dtype)
+            self.epoch += 1
+            row = {"epoch": self.epoch, "lr": lr, **train, "test_acc": accuracy_percent(logits, labels)}
+            self.history.append(row)
+            self._end_epoch(row)
+        if self.epoch < epochs:
+            self.logger.finish()
+            return {}
+        if logits is None:  # resumed a finished run: evaluate its final weights again
+            logits, labels = predict_logits(self.model, self.test_loader, self.autocast_dtype)
+        metrics = self._final_metrics(logits, labels)
+        if self.dist.is_main:
+            write_json(self.run_dir / "metrics.json", metrics)
+            self.logger.log_final(metrics)
+        self.logger.finish()
+        return metrics
+
+    def train_epoch(self) -> Dict[str, float]:
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct_sum = torch.zeros((), device=self.device)
+        seen = 0
+        bar = self._progress_bar()
+        redraw = max(1, len(self.train_loader) // BAR_UPDATES)
+        start = time.perf_counter()
+        for step, (x, y) in enumerate(self.train_loader):
+            mixed = self.mixer(x)
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                features = self.model.features(mixed.inputs)
+                logits = self.model.classifier(features)
+            loss = mixed_cross_entropy(logits, y, mixed.partner, mixed.lam)
+            if self.regularizer is not None:
+                loss = loss + self.regularizer(self.model, x, mixed, features)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+
+            loss_sum += loss.detach() * y.shape[0]
+            correct_sum += mixed_correct(logits.detach(), y, mixed.partner, mixed.lam)
+            seen += y.shape[0]
+            if bar is not None and (step + 1) % redraw == 0:
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}",
+                                img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
+                bar.update(redraw)
+        loss_mean, acc = (loss_sum / seen).item(), (correct_sum / seen).item() * 100.0  # syncs the device
+        seconds = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+        self.scheduler.step()
+        return {"train_loss": loss_mean, "train_acc": acc, "seconds": seconds, "images_per_s": seen / seconds}
+
+    def _progress_bar(self):
+        mode = self.cfg.trainer.progress
+        if not self.dist.is_main or mode == "log" or (mode == "auto" and not sys.stderr.isatty()):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=len(self.train_loader), desc=f"epoch {self.epoch + 1}/{self.cfg.trainer.epochs}",
+                    leave=False, dynamic_ncols=True)
+
+    def _end_epoch(self, row: Dict[str, Any]) -> None:
+        log.info(
+            "epoch %d/%d lr %.4g loss %.4f train_acc %.2f test_acc %.2f %.0f img/s %.1fs",
+            row["epoch"], self.cfg.trainer.epochs, row["lr"], row["train_loss"], row["train_acc"],
+            row["test_acc"], row["images_per_s"], row["seconds"],
+        )
+        if not self.dist.is_main:
+            return
+        write_csv(self.run_dir / "history.csv", self.history)
+        if self.cfg.trainer.checkpoint:
+            save_torch(self.run_dir / CHECKPOINT, self._checkpoint_state())
+        self.logger.log_epoch(row)
+
+    def _final_metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> Dict[str, Any]:
+        test_accs = [row["test_acc"] for row in self.history]
+        metrics: Dict[str, Any] = classification_metrics(logits, labels, prefix="test")
+        metrics.update(
+            best_test_acc=max(test_accs),
+            median10_test_acc=statistics.median(test_accs[-10:]),
+            epochs=self.epoch,
+            # median over epochs, so that the first epoch's warm-up does not weigh in
+            train_images_per_s=statistics.median(row["images_per_s"] for row in self.history),
+            wall_s=self.elapsed + (time.perf_counter() - self._session_start),
+        )
+        return metrics
+
