@@ -1,0 +1,33 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# Both create .venv (python3 -m venv) when it is missing and install the package into it, editable,
+# with its pinned dependencies; later calls reuse it (reinstalling only when pyproject.toml changes).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_DIR ?= multirun/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+
+.PHONY: install test demo clean help
+
+help:
+	@echo "make demo   - train ERM, mixup and CutMix on the bundled digits (3 seeds) and print the table"
+	@echo "make test   - run the test suite"
+	@echo "make install - create $(VENV) and install mixexp into it"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/mixexp-train -m experiment=demo hydra.sweep.dir=$(DEMO_DIR)
+	$(BIN)/mixexp-report $(DEMO_DIR)
+
+clean:
+	rm -rf outputs multirun .pytest_cache

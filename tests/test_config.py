@@ -1,0 +1,75 @@
+"""Every config file composes and is checked against its schema; bad values fail with one line."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import compose_cfg, run_cli
+from mixexp.config import CONF_DIR, ConfigError, validate
+
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF_DIR / g).glob("*.yaml"))]
+
+
+def test_groups_are_the_documented_ones():
+    for group in ["dataset", "model", "mixer", "regularizer", "optim", "sched", "trainer", "logger", "experiment"]:
+        assert group in GROUPS
+
+
+@pytest.mark.parametrize("group,option", OPTIONS)
+def test_every_config_file_composes_and_validates(group, option):
+    cfg = compose_cfg([f"{group}={option}"])
+    if group == "experiment":
+        assert cfg.name == option.split("/")[-1]
+    elif group in ("dataset", "model", "mixer", "regularizer", "optim", "sched", "logger"):
+        assert cfg[group].name == option
+    validate(cfg)
+
+
+def test_defaults_give_a_runnable_config():
+    cfg = compose_cfg()
+    validate(cfg)
+    assert (cfg.dataset.name, cfg.model.name, cfg.mixer.name) == ("digits", "simplecnn", "none")
+    assert OmegaConf.is_missing(cfg, "paths") is False
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("mixer.alpha=-1", "mixer.alpha=-1.0 is not allowed: must be >= 0"),
+        ("trainer.epochs=0", "trainer.epochs=0 is not allowed: must be a whole number > 0"),
+        ("trainer.batch_size=-2", "trainer.batch_size=-2 is not allowed"),
+        ("mixer.prob=1.5", "mixer.prob=1.5 is not allowed: must be a probability in [0, 1]"),
+        ("mixer.prob=-0.1", "mixer.prob=-0.1 is not allowed"),
+        ("optim.momentum=1.0", "optim.momentum=1.0 is not allowed"),
+        ("dataset.channels=2", "dataset.channels=2 is not allowed"),
+        ("sched.milestones=[150,100]", "sched.milestones=[150, 100] is not allowed"),
+        ("+mixer.alhpa=1", "mixer.alhpa is not a key of mixer; allowed keys: name, alpha, per_sample, prob"),
+    ],
+)
+def test_validation_names_key_and_allowed_values(override, message):
+    with pytest.raises(ConfigError) as info:
+        validate(compose_cfg([override]))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["mixer=bogus"], "error: mixer=bogus is not allowed: choose one of cutmix, mixup, none"),
+        (["mixer.alpha=-1"], "error: mixer.alpha=-1.0 is not allowed: must be >= 0 (0 turns mixing off)"),
+        (["mixer.alph=1"], "error: mixer.alph is not a key of mixer; allowed keys: name, alpha, per_sample, prob"),
+        (["trainer.batch_size=0"], "error: trainer.batch_size=0 is not allowed: must be a whole number > 0"),
+        (["mixer.alpha=abc"], "error: mixer.alpha: Value 'abc' of type 'str' could not be converted to Float"),
+        (["dataset=nope"], "error: dataset=nope is not allowed: choose one of"),
+    ],
+)
+def test_cli_errors_are_one_line_without_traceback(tmp_path, args, line):
+    result = run_cli(["mixexp-train", *args, f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    assert result.returncode == 2
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(line)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "run" / "metrics.json").exists()
