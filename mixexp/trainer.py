@@ -21,7 +21,7 @@ from mixexp.config import ConfigError
 from mixexp.data import build_loader, load_dataset
 from mixexp.io import save_torch, write_csv, write_json, write_text
 from mixexp.loggers import NoLogger, build_logger
-from mixexp.losses import mixed_correct, mixed_cross_entropy
+from mixexp.losses import mixed_correct
 from mixexp.metrics import accuracy_percent, classification_metrics, predict_logits
 from mixexp.mixers import build_mixer
 from mixexp.models import build_model
@@ -78,9 +78,10 @@ class Trainer:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.model.to(self.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-        self.optimizer = OPTIMIZERS[cfg.optim.name](cfg.optim, self.model.parameters(), self.device)
+        self.mixer = build_mixer(cfg.mixer).to(self.device)
+        params = [*self.model.parameters(), *self.mixer.parameters()]  # a mixer may own a head (LaMix)
+        self.optimizer = OPTIMIZERS[cfg.optim.name](cfg.optim, params, self.device)
         self.scheduler = build_scheduler(cfg.sched, self.optimizer, t.epochs, cfg.optim.lr)
-        self.mixer = build_mixer(cfg.mixer)
         self.regularizer = build_regularizer(cfg.regularizer)
 
         self.epoch = 0
@@ -98,6 +99,7 @@ class Trainer:
         return {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
+            "mixer": self.mixer.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_state(),
@@ -110,6 +112,7 @@ class Trainer:
         try:
             state = torch.load(path, map_location=self.device, weights_only=False)
             self.model.load_state_dict(state["model"])
+            self.mixer.load_state_dict(state["mixer"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, KeyError, EOFError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -156,13 +159,15 @@ class Trainer:
         redraw = max(1, len(self.train_loader) // BAR_UPDATES)
         start = time.perf_counter()
         for step, (x, y) in enumerate(self.train_loader):
-            mixed = self.mixer(x)
             with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                mixed = self.mixer(x, y, self.model)
                 features = self.model.features(mixed.inputs)
                 logits = self.model.classifier(features)
-            loss = mixed_cross_entropy(logits, y, mixed.partner, mixed.lam)
-            if self.regularizer is not None:
-                loss = loss + self.regularizer(self.model, x, mixed, features)
+                loss = self.mixer.loss(logits, features, y, mixed)
+                if mixed.extra_loss is not None:
+                    loss = loss + mixed.extra_loss
+                if self.regularizer is not None:
+                    loss = loss + self.regularizer(self.model, x, mixed, features)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

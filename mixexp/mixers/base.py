@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
+from torch import nn
+
+from mixexp.losses import mixed_cross_entropy
 
 
 @dataclass
@@ -18,6 +22,8 @@ class MixedBatch:
     inputs: torch.Tensor  # (B, C, H, W)
     partner: torch.Tensor  # int64 (B,)
     lam: torch.Tensor  # float32 (B,)
+    # A loss the mixer computed on the way (e.g. the clean loss of a saliency pass), added as is.
+    extra_loss: Optional[torch.Tensor] = None
 
 
 def sample_lambda(alpha: float, batch_size: int, per_sample: bool, prob: float, device) -> torch.Tensor:
@@ -42,16 +48,26 @@ def random_partner(batch_size: int, device) -> torch.Tensor:
     return torch.randperm(batch_size, device=device)
 
 
-class Mixer:
-    """Base class: ``mixer(x)`` returns a :class:`MixedBatch`. Labels are mixed by the loss."""
+class Mixer(nn.Module):
+    """A mixing method: how a batch is mixed (``forward``) and how its loss is formed (``loss``).
 
-    def __call__(self, x: torch.Tensor) -> MixedBatch:
+    ``mixer(x, y, model)`` returns a :class:`MixedBatch`; ``y`` and ``model`` are there for methods
+    that look at labels or gradients (e.g. saliency-based mixing) and are ignored by the others.
+    A mixer is an ``nn.Module`` so that a method with parameters or state (an extra head, a step
+    counter) is optimised and checkpointed with the model.
+    """
+
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, model: Optional[nn.Module] = None) -> MixedBatch:
         raise NotImplementedError
+
+    def loss(self, logits: torch.Tensor, features: torch.Tensor, y: torch.Tensor, mixed: MixedBatch) -> torch.Tensor:
+        """lam * CE(y_i) + (1 - lam) * CE(y_partner), averaged over the batch."""
+        return mixed_cross_entropy(logits, y, mixed.partner, mixed.lam)
 
 
 class NoMixing(Mixer):
     """ERM: the batch is returned untouched with lambda = 1 and each example its own partner."""
 
-    def __call__(self, x: torch.Tensor) -> MixedBatch:
+    def forward(self, x: torch.Tensor, y=None, model=None) -> MixedBatch:
         b = x.shape[0]
         return MixedBatch(x, torch.arange(b, device=x.device), torch.ones(b, device=x.device))

@@ -49,9 +49,10 @@ class CutMix(Mixer):
     """lambda ~ Beta(alpha, alpha); box area 1 - lambda; lambda then set to the true kept share."""
 
     def __init__(self, alpha: float = 1.0, per_sample: bool = False, prob: float = 1.0) -> None:
+        super().__init__()
         self.alpha, self.per_sample, self.prob = alpha, per_sample, prob
 
-    def __call__(self, x: torch.Tensor) -> MixedBatch:
+    def forward(self, x: torch.Tensor, y=None, model=None) -> MixedBatch:
         lam = sample_lambda(self.alpha, x.shape[0], self.per_sample, self.prob, x.device)
         partner = random_partner(x.shape[0], x.device)
         mixed, kept = cutmix(x, partner, lam, self.per_sample)

@@ -1,0 +1,589 @@
+"""Released dataset files on disk: where they live, how they are fetched, verified and cached.
+
+Layout under the data root (``paths.data_dir``; ``$MIXEXP_DATA``, else ``$XDG_CACHE_HOME/mixexp``, else
+``~/.cache/mixexp``)::
+
+    <root>/<name>/                 the released files, as the publisher lays them out
+    <root>/<name>/.verified.json   written once every file has been checked (checksums, counts)
+    <root>/<name>/cache/<split>.pt uint8 images + int64 labels (or, for ImageNet/ObjectNet, the file index)
+    <root>/<name>/source.json      ImageNet/ObjectNet only: the folder the user pointed ``prepare`` at
+
+Life of a split (:func:`load_split`): a cache whose fingerprint matches the verified source is loaded;
+a cache that does not match (truncated, wrong shape, built from other files) is rebuilt from the
+verified source, or refused when the source is gone; with no cache the source is verified (every pinned
+checksum) and converted once. Downloads go to a temporary file that is renamed only when its checksum
+matches, so an interrupted or corrupted download never passes for complete.
+
+Every user-facing failure is a :class:`DataError` (a ``ConfigError``): one line naming the dataset, the
+folder, what was expected and the ``mixexp-data`` command that fixes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from mixexp.config import CONF_DIR, ConfigError
+from mixexp.data.imageset import ImageSet
+from mixexp.io import save_torch, write_json
+
+log = logging.getLogger("mixexp.data")
+
+# Bump when the cache or stamp layout changes: older files are then rebuilt.
+CACHE_VERSION = 1
+STAMP = ".verified.json"
+POINTER = "source.json"
+CHUNK = 1 << 20
+USER_AGENT = "mixexp (+https://pypi.org/project/torchvision/)"
+
+
+class DataError(ConfigError):
+    """A dataset problem the user can fix (missing files, bad checksum, stale cache): one line."""
+
+
+class MissingDataError(DataError):
+    pass
+
+
+class ChecksumError(DataError):
+    pass
+
+
+class CacheError(DataError):
+    pass
+
+
+# ------------------------------------------------------------------------------------------ root
+
+
+def default_data_dir() -> str:
+    """``paths.data_dir`` as ``conf/paths/default.yaml`` resolves it now (one definition for both CLIs)."""
+    from omegaconf import OmegaConf
+
+    return str(OmegaConf.load(CONF_DIR / "paths" / "default.yaml").data_dir)
+
+
+def resolve_root(data_dir) -> Path:
+    """The data root as an absolute path, with ``~`` and ``$VARS`` expanded."""
+    text = "" if data_dir is None else str(data_dir).strip()
+    if not text:
+        raise ConfigError("paths.data_dir is empty: set $MIXEXP_DATA or pass paths.data_dir=DIR")
+    return Path(os.path.expandvars(os.path.expanduser(text))).absolute()
+
+
+def prepare_command(name: str, root: Path, manual: bool = False) -> str:
+    source = " --source DIR" if manual else ""
+    return f"mixexp-data prepare {name}{source} --data-dir {shlex.quote(str(root))}"
+
+
+# ------------------------------------------------------------------------------------------ hashing
+
+
+def parse_checksum(checksum: str) -> Tuple[str, str]:
+    algo, _, digest = checksum.partition(":")
+    if not digest:
+        raise ValueError(f"checksum {checksum!r} must read 'md5:<hex>' or 'sha256:<hex>'")
+    return algo, digest.lower()
+
+
+def file_digest(path, algo: str) -> str:
+    if algo == "md5":
+        from torchvision.datasets.utils import calculate_md5
+
+        return calculate_md5(path, chunk_size=CHUNK)
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def matches(path: Path, checksum: Optional[str]) -> bool:
+    if not path.is_file():
+        return False
+    if checksum is None:
+        return True
+    algo, want = parse_checksum(checksum)
+    return file_digest(path, algo) == want
+
+
+# ------------------------------------------------------------------------------------------ download
+
+
+def _open_url(url: str):
+    """The one place that opens a URL (tests replace it to simulate a dropped connection)."""
+    return urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": USER_AGENT}), timeout=60)
+
+
+def download(urls: Sequence[str], dest: Path, checksum: Optional[str], *, progress: bool = True) -> None:
+    """Fetch the first URL that answers into ``dest``, via a temporary file renamed only when the checksum matches.
+
+    A checksum mismatch is final (:class:`ChecksumError`, the bytes are discarded); a network error moves on to
+    the next mirror. Whatever happens, no partial file is left under ``dest``'s name.
+    """
+    errors: List[str] = []
+    for url in urls:
+        try:
+            _download_one(url, dest, checksum, progress)
+            return
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", None) or e
+            errors.append(f"{url}: {reason}")
+            log.warning("could not download %s: %s", url, reason)
+    raise DataError(f"could not download {dest.name}: {'; '.join(errors)}")
+
+
+def _download_one(url: str, dest: Path, checksum: Optional[str], progress: bool) -> None:
+    from tqdm import tqdm
+
+    algo, want = parse_checksum(checksum) if checksum else ("sha256", None)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    h = hashlib.new(algo)
+    try:
+        with os.fdopen(fd, "wb") as out, _open_url(url) as response:
+            size = response.headers.get("Content-Length")
+            with tqdm(total=int(size) if size else None, unit="B", unit_scale=True, unit_divisor=1024,
+                      desc=dest.name, disable=not progress, leave=False) as bar:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    h.update(chunk)
+                    bar.update(len(chunk))
+        found = h.hexdigest()
+        if want is not None and found != want:
+            raise ChecksumError(
+                f"checksum mismatch for {dest.name} downloaded from {url}: expected {algo} {want}, found {found}; "
+                "the download was discarded (the server may have changed the file; retry, or report it)"
+            )
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def extract(archive: Path, into: Path) -> None:
+    """Unpack ``archive`` beside itself, then move its top-level entries into ``into`` (replacing old ones)."""
+    from torchvision.datasets.utils import extract_archive
+
+    into.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=into, prefix=".extract-"))
+    try:
+        extract_archive(str(archive), str(tmp))
+        for entry in tmp.iterdir():
+            target = into / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------ sources
+
+
+@dataclass
+class Remote:
+    """One published file: mirrors, the name it is saved under, its checksum, and whether to unpack it."""
+
+    urls: List[str]
+    filename: str
+    checksum: Optional[str]  # "md5:<hex>" / "sha256:<hex>"; None: not pinned (the files inside are checked)
+    extract: bool = False
+
+
+@dataclass
+class Source:
+    """One released dataset: what it is made of and how to read it. Subclasses implement :meth:`read`."""
+
+    name: str
+    title: str
+    use: str  # what it is for, as ``mixexp-data list`` shows it: train, shift, ood
+    # files (or folders, ending in "/") that must exist, relative to the dataset folder -> checksum or None
+    files: Dict[str, Optional[str]]
+    # split -> number of examples expected (None: not known in advance)
+    counts: Dict[str, Optional[int]]
+    expect: str  # the files expected, as error messages list them
+    num_classes: int = 0
+    image_shape: Optional[Tuple[int, int, int]] = None  # (C, H, W) of the cached images; None: not an image cache
+    remotes: List[Remote] = field(default_factory=list)
+    cached: bool = True  # False: the released files are read directly every time (CIFAR-C's .npy blocks)
+    manual: bool = False  # ImageNet/ObjectNet: not downloadable; ``prepare --source DIR`` records a folder
+    manual_help: str = ""
+
+    # -- where
+
+    def home(self, root: Path) -> Path:
+        return root / self.name
+
+    def folder(self, root: Path) -> Path:
+        """Where the released files are: ``<root>/<name>``, or the folder ``prepare --source`` recorded."""
+        pointer = self.home(root) / POINTER
+        if self.manual and pointer.is_file():
+            try:
+                return Path(json.loads(pointer.read_text())["root"])
+            except (ValueError, KeyError, OSError):
+                log.warning("ignoring unreadable %s", pointer)
+        return self.home(root)
+
+    def cache_path(self, root: Path, split: str) -> Path:
+        return self.home(root) / "cache" / f"{split}.pt"
+
+    # -- what is there
+
+    def missing(self, folder: Path) -> List[str]:
+        return [rel for rel in self.files if not (folder / rel).exists()]
+
+    def scan(self, folder: Path) -> Dict[str, Any]:
+        """A cheap description of the files (sizes, mtimes): the stamp is valid while it is unchanged."""
+        out: Dict[str, Any] = {}
+        for rel in self.files:
+            try:
+                st = (folder / rel).stat()
+                out[rel] = [st.st_size if rel.endswith("/") is False else 0, st.st_mtime_ns]
+            except OSError:
+                out[rel] = None
+        return out
+
+    def validate(self, folder: Path) -> Dict[str, Any]:
+        """Format checks beyond checksums; returns what the stamp records (``counts`` at least)."""
+        return {"counts": dict(self.counts)}
+
+    def read(self, folder: Path, split: str):
+        raise NotImplementedError
+
+    # -- cache payloads (ImageSet by default; folder sets override)
+
+    def to_payload(self, data) -> Dict[str, Any]:
+        return {"images": data.images, "labels": data.labels}
+
+    def from_payload(self, payload: Dict[str, Any], root: Path, split: str):
+        return ImageSet(payload["images"], payload["labels"])
+
+    def check_payload(self, payload: Dict[str, Any], n: Optional[int]) -> Optional[str]:
+        """Why a loaded cache cannot be used (None: it can)."""
+        images, labels = payload.get("images"), payload.get("labels")
+        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+            return "lacks its image or label tensor"
+        want = ((n if n is not None else images.shape[0]),) + tuple(self.image_shape or images.shape[1:])
+        if images.dtype != torch.uint8 or tuple(images.shape) != want:
+            return f"holds {images.dtype} images of shape {tuple(images.shape)}, expected uint8 {want}"
+        if labels.dtype != torch.int64 or tuple(labels.shape) != (want[0],):
+            return f"holds labels of shape {tuple(labels.shape)}, expected ({want[0]},)"
+        return None
+
+
+SOURCES: Dict[str, Source] = {}
+
+
+def register_source(source: Source) -> Source:
+    SOURCES[source.name] = source
+    return source
+
+
+def get_source(name: str) -> Source:
+    if name not in SOURCES:
+        raise ConfigError(f"no dataset named {name!r}: choose one of {', '.join(sorted(SOURCES))}")
+    return SOURCES[name]
+
+
+# ------------------------------------------------------------------------------------------ messages
+
+
+def missing_message(src: Source, root: Path, folder: Path, missing: List[str]) -> str:
+    what = "not found" if len(missing) == len(src.files) else f"incomplete (missing {', '.join(missing)})"
+    cmd = prepare_command(src.name, root, src.manual)
+    if src.manual:
+        return (f"dataset {src.name} is {what} in {folder}: expected {src.expect}; {src.manual_help} "
+                f"Point mixexp-data at your copy: {cmd}")
+    return (f"dataset {src.name} is {what} in {folder}: expected {src.expect}; "
+            f"run: {cmd} (or pass dataset.download=true)")
+
+
+# ------------------------------------------------------------------------------------------ verification
+
+
+def read_stamp(src: Source, root: Path) -> Optional[Dict[str, Any]]:
+    path = src.home(root) / STAMP
+    try:
+        stamp = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) and stamp.get("version") == CACHE_VERSION else None
+
+
+def stamp_is_current(src: Source, root: Path, stamp: Optional[Dict[str, Any]]) -> bool:
+    folder = src.folder(root)
+    return stamp is not None and stamp.get("folder") == str(folder) and stamp.get("scan") == _jsonable(src.scan(folder))
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj))
+
+
+def verify(src: Source, root: Path) -> Dict[str, Any]:
+    """Check every pinned checksum and the format, then write the stamp; raise a one-line error otherwise."""
+    folder = src.folder(root)
+    missing = src.missing(folder)
+    if missing:
+        raise MissingDataError(missing_message(src, root, folder, missing))
+    digests: Dict[str, Any] = {}
+    for rel, checksum in src.files.items():
+        path = folder / rel
+        if checksum is None:
+            digests[rel] = path.stat().st_size if path.is_file() else "dir"
+            continue
+        algo, want = parse_checksum(checksum)
+        found = file_digest(path, algo)
+        if found != want:
+            fix = ("replace it with the released file" if src.manual
+                   else f"delete it and run: {prepare_command(src.name, root)}")
+            raise ChecksumError(f"checksum mismatch for {path}: expected {algo} {want}, found {found}; {fix}")
+        digests[rel] = f"{algo}:{found}"
+    info = src.validate(folder)
+    fingerprint = hashlib.sha256(json.dumps([digests, info], sort_keys=True).encode()).hexdigest()
+    stamp = {"version": CACHE_VERSION, "name": src.name, "folder": str(folder), "scan": _jsonable(src.scan(folder)),
+             "fingerprint": fingerprint, **_jsonable(info)}
+    write_json(src.home(root) / STAMP, stamp)
+    return stamp
+
+
+def ensure_verified(src: Source, root: Path, *, download: bool = False, progress: bool = True) -> Dict[str, Any]:
+    """The current stamp, verifying (and with ``download``, fetching) the source first when needed."""
+    stamp = read_stamp(src, root)
+    if stamp_is_current(src, root, stamp):
+        return stamp
+    folder = src.folder(root)
+    missing = src.missing(folder)
+    if missing and download and not src.manual:
+        fetch(src, root, progress=progress)
+    elif missing:
+        raise MissingDataError(missing_message(src, root, folder, missing))
+    return verify(src, root)
+
+
+# ------------------------------------------------------------------------------------------ caches
+
+
+def _cache_meta_path(cache: Path) -> Path:
+    return cache.with_suffix(".json")
+
+
+def load_cache(src: Source, root: Path, split: str, stamp: Optional[Dict[str, Any]]):
+    """``(data, None)`` for a usable cache, else ``(None, why)``."""
+    cache = src.cache_path(root, split)
+    try:
+        payload = torch.load(cache, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure to read means the file is damaged
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return None, f"cannot be read (truncated or damaged: {first})"
+    if not isinstance(payload, dict) or payload.get("version") != CACHE_VERSION:
+        return None, "was written by another version of mixexp"
+    if stamp is not None and payload.get("fingerprint") != stamp.get("fingerprint"):
+        return None, "was built from other source files than the verified ones"
+    n = (stamp or {}).get("counts", {}).get(split, src.counts.get(split))
+    problem = src.check_payload(payload, n)
+    if problem:
+        return None, problem
+    return src.from_payload(payload, root, split), None
+
+
+def save_cache(src: Source, root: Path, split: str, data, stamp: Dict[str, Any]) -> None:
+    cache = src.cache_path(root, split)
+    payload = {"version": CACHE_VERSION, "name": src.name, "split": split, "fingerprint": stamp["fingerprint"],
+               **src.to_payload(data)}
+    save_torch(cache, payload)
+    write_json(_cache_meta_path(cache), {"version": CACHE_VERSION, "fingerprint": stamp["fingerprint"],
+                                         "bytes": cache.stat().st_size, "n": len(data)})
+
+
+def cache_is_current(src: Source, root: Path, split: str, stamp: Optional[Dict[str, Any]]) -> bool:
+    """A cheap check for ``mixexp-data list`` (the loader itself checks the cache's contents)."""
+    cache = src.cache_path(root, split)
+    try:
+        meta = json.loads(_cache_meta_path(cache).read_text())
+        return (meta.get("version") == CACHE_VERSION and cache.stat().st_size == meta.get("bytes")
+                and (stamp is None or meta.get("fingerprint") == stamp.get("fingerprint")))
+    except (OSError, ValueError):
+        return False
+
+
+def _read_source(src: Source, folder: Path, split: str):
+    try:
+        return src.read(folder, split)
+    except ConfigError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, IndexError, RuntimeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DataError(f"cannot read {src.name} ({split}) from {folder}: {first}") from None
+
+
+def _check_read(src: Source, split: str, data, stamp: Dict[str, Any]) -> None:
+    n = stamp.get("counts", {}).get(split)
+    if n is not None and len(data) != n:
+        raise DataError(f"{src.name} ({split}) in {src.folder(Path(stamp['folder']).parent)} holds {len(data)} "
+                        f"examples, expected {n}")
+    if src.image_shape is not None and tuple(data.shape) != tuple(src.image_shape):
+        raise DataError(f"{src.name} ({split}) images have shape {tuple(data.shape)}, expected {src.image_shape}")
+
+
+def load_split(name: str, split: str, data_dir, *, download: bool = False, progress: bool = True):
+    """One split of a dataset: from its cache when that matches the verified source, else read and cached."""
+    src = get_source(name)
+    root = resolve_root(data_dir)
+    if split not in src.counts:
+        raise ConfigError(f"{name} has no split {split!r}: choose one of {', '.join(src.counts)}")
+    folder = src.folder(root)
+    stamp = read_stamp(src, root)
+    current = stamp_is_current(src, root, stamp)
+    if src.cached:
+        cache = src.cache_path(root, split)
+        if cache.exists():
+            data, problem = load_cache(src, root, split, stamp)
+            source_gone = len(src.missing(folder)) == len(src.files)
+            if problem is None and (current or source_gone):
+                return data
+            if problem is None:
+                problem = "predates the current source files"
+            if src.missing(folder) and not (download and not src.manual):
+                raise CacheError(
+                    f"cache {cache} {problem}, and the source files to rebuild it are missing from {folder}; "
+                    f"run: {prepare_command(name, root, src.manual)}"
+                )
+            log.warning("cache %s %s: rebuilding it from %s", cache, problem, folder)
+    stamp = ensure_verified(src, root, download=download, progress=progress)
+    data = _read_source(src, src.folder(root), split)
+    _check_read(src, split, data, stamp)
+    if src.cached:
+        save_cache(src, root, split, data, stamp)
+    return data
+
+
+# ------------------------------------------------------------------------------------------ prepare
+
+
+def fetch(src: Source, root: Path, *, progress: bool = True, keep_archives: bool = False) -> None:
+    """Download (and unpack) every remote file of ``src`` into ``<root>/<name>``."""
+    if src.manual or not src.remotes:
+        raise DataError(f"{src.name} cannot be downloaded: {src.manual_help}")
+    home = src.home(root)
+    home.mkdir(parents=True, exist_ok=True)
+    for remote in src.remotes:
+        target = home / remote.filename
+        if matches(target, remote.checksum) and remote.checksum is not None:
+            log.info("%s: already downloaded", target)
+        else:
+            log.info("downloading %s", remote.filename)
+            download(remote.urls, target, remote.checksum, progress=progress)
+        if remote.extract:
+            log.info("unpacking %s", target)
+            extract(target, home)
+            if not keep_archives:
+                target.unlink()
+
+
+def set_manual_source(src: Source, root: Path, source) -> Path:
+    folder = Path(os.path.expanduser(str(source))).absolute()
+    if not folder.is_dir():
+        raise MissingDataError(f"--source {folder} is not a folder: expected {src.expect}")
+    nested = getattr(src, "nested", None)
+    if nested and (folder / nested).is_dir() and src.missing(folder):
+        folder = folder / nested
+    missing = src.missing(folder)
+    if missing:
+        raise MissingDataError(f"{folder} does not hold {src.name}: missing {', '.join(missing)}; expected {src.expect}")
+    write_json(src.home(root) / POINTER, {"root": str(folder)})
+    return folder
+
+
+def prepare(name: str, data_dir, *, source=None, progress: bool = True, keep_archives: bool = False) -> str:
+    """Make ``name`` ready: fetch or locate, verify, convert every split once. Returns a one-line summary."""
+    src = get_source(name)
+    root = resolve_root(data_dir)
+    if source is not None and not src.manual:
+        raise ConfigError(f"--source is only for datasets that cannot be downloaded (imagenet, objectnet), not {name}")
+    if src.manual:
+        if source is not None:
+            set_manual_source(src, root, source)
+        folder = src.folder(root)
+        missing = src.missing(folder)
+        if missing:
+            raise MissingDataError(missing_message(src, root, folder, missing))
+        stamp = verify(src, root)
+    else:
+        stamp = read_stamp(src, root)
+        if not stamp_is_current(src, root, stamp):
+            stamp = None
+            if not src.missing(src.folder(root)):
+                try:
+                    stamp = verify(src, root)
+                except DataError as e:
+                    log.warning("%s; fetching it again", e)
+            if stamp is None:
+                fetch(src, root, progress=progress, keep_archives=keep_archives)
+                stamp = verify(src, root)
+    if src.cached:
+        for split in src.counts:
+            load_split(name, split, root, progress=progress)
+    return f"{name}: ready in {src.folder(root)}"
+
+
+# ------------------------------------------------------------------------------------------ status
+
+
+def disk_usage(path: Path) -> int:
+    total = 0
+    for dirpath, _, filenames in os.walk(path):
+        for f in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def status(src: Source, root: Path) -> Dict[str, Any]:
+    """What ``mixexp-data list`` reports for one dataset: state, size on disk, where, and the fix."""
+    folder = src.folder(root)
+    home = src.home(root)
+    missing = src.missing(folder)
+    stamp = read_stamp(src, root)
+    current = stamp_is_current(src, root, stamp)
+    caches = [cache_is_current(src, root, split, stamp if current else None) for split in src.counts]
+    if current:
+        state = "ready" if (not src.cached or all(caches)) else "verified"
+    elif not missing:
+        state = "unverified"
+    elif src.cached and all(caches) and len(missing) == len(src.files):
+        state = "cache-only"
+    elif len(missing) == len(src.files):
+        state = "missing"
+    else:
+        state = "incomplete"
+    size = disk_usage(home) if home.exists() else 0
+    if folder != home and folder.exists():
+        size_note = "index only; images at the source"
+    else:
+        size_note = ""
+    needs = state in ("missing", "incomplete", "unverified")
+    return {"name": src.name, "use": src.use, "state": state, "bytes": size, "note": size_note,
+            "where": str(folder), "command": prepare_command(src.name, root, src.manual) if needs else ""}
+
+
+def replace_fields(obj, **changes):
+    return dataclasses.replace(obj, **changes)
