@@ -12,11 +12,16 @@ ECE_BINS = 15
 
 
 @torch.no_grad()
-def predict_logits(model, loader, autocast_dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 logits and labels for every batch of ``loader``, concatenated on its device."""
+def predict_logits(model, loader, autocast_dtype=None, transform=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 logits and labels for every batch of ``loader``, concatenated on its device.
+
+    ``transform`` (optional) maps each input batch before the model sees it (e.g. test-time rescaling).
+    """
     model.eval()
     logits, labels = [], []
     for x, y in loader:
+        if transform is not None:
+            x = transform(x)
         with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits.append(model(x).float())
         labels.append(y)

@@ -24,6 +24,10 @@ from mixexp.io import write_csv, write_text
 # Keys that never make two runs different configurations.
 IGNORED_PREFIXES = ("seed", "resume", "paths.", "logger.", "trainer.progress", "trainer.device",
                     "trainer.num_threads", "trainer.checkpoint")
+# Keys that the derived ``method`` column already says (see :func:`method_name`).
+METHOD_KEYS = ("mixer.name", "regularizer.name", "mixer.stop_fraction", "mixer.stop_epoch",
+               "loss.label_smoothing", "mixer.lamix_inputs", "mixer.lamix_original_batches",
+               "mixer.lamix_global_label")
 DEFAULT_METRICS = ("test_acc", "test_nll", "test_ece")
 DECIMALS = {"acc": 2, "error": 2, "nll": 3, "ece": 4, "per_s": 0, "wall_s": 1}
 
@@ -51,6 +55,27 @@ def flatten(obj: Any, prefix: str = "") -> Dict[str, Any]:
     return {prefix[:-1]: tuple(obj) if isinstance(obj, list) else obj}
 
 
+def method_name(config: Dict[str, Any]) -> str:
+    """The method a run trained, spelt as in the papers' tables: ``erm``, ``mixup+es+sem``, ``mixup+ls0.2``,
+    ``lamix_puzzle``, ``lamix-no_original`` ... (from a flattened config)."""
+    mixer = config.get("mixer.name", "none")
+    name = {"none": "erm"}.get(mixer, mixer)
+    if mixer == "lamix":
+        if config.get("mixer.lamix_inputs") == "puzzlemix":
+            name = "lamix_puzzle"
+        if config.get("mixer.lamix_original_batches") is False:
+            name += "-no_original"
+        if config.get("mixer.lamix_global_label") is False:
+            name += "-no_global_label"
+    if config.get("mixer.stop_fraction") is not None or config.get("mixer.stop_epoch") is not None:
+        name += "+es"
+    if config.get("regularizer.name", "none") != "none":
+        name += "+" + config["regularizer.name"]
+    if config.get("loss.label_smoothing"):
+        name += f"+ls{config['loss.label_smoothing']:g}"
+    return name
+
+
 def find_runs(root: Path) -> List[Run]:
     runs = []
     for cfg_path in sorted(root.rglob("config.yaml")):
@@ -59,13 +84,14 @@ def find_runs(root: Path) -> List[Run]:
         metrics_path = cfg_path.parent / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
         config = flatten(OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=False))
+        config["method"] = method_name(config)
         runs.append(Run(cfg_path.parent, config, metrics, cfg_path.stat().st_mtime))
     return runs
 
 
 def varying_keys(runs: Sequence[Run]) -> List[str]:
-    keys = sorted({k for r in runs for k in r.config})
-    keys = [k for k in keys if not k.startswith(IGNORED_PREFIXES)]
+    keys = ["method"] + sorted({k for r in runs for k in r.config} - {"method"})
+    keys = [k for k in keys if not k.startswith(IGNORED_PREFIXES) and k not in METHOD_KEYS]
     return [k for k in keys if len({repr(r.config.get(k)) for r in runs}) > 1]
 
 

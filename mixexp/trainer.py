@@ -23,9 +23,10 @@ from mixexp.io import save_torch, write_csv, write_json, write_text
 from mixexp.loggers import NoLogger, build_logger
 from mixexp.losses import mixed_correct
 from mixexp.metrics import accuracy_percent, classification_metrics, predict_logits
-from mixexp.mixers import build_mixer
+from mixexp.mixers import build_mixer, mixing_stop_epoch
 from mixexp.models import build_model
 from mixexp.regularizers import build_regularizer
+from mixexp.rescaling import Rescaling
 from mixexp.train_utils import (
     OPTIMIZERS, DistEnv, build_scheduler, resolve_device, rng_state, seed_everything, set_rng_state,
 )
@@ -71,6 +72,12 @@ class Trainer:
             rank=self.dist.rank, world_size=self.dist.world_size, **common,
         )
         self.test_loader = build_loader(data.test, t.eval_batch_size, train=False, **common)
+        # Test-time rescaling needs x_bar (per-pixel mean of the normalised, un-augmented training
+        # inputs) and y_bar (class frequencies); they are stored in the checkpoint.
+        self.rescaling = None
+        if cfg.eval.rescaled:
+            stats_loader = build_loader(data.train, t.eval_batch_size, train=False, **common)
+            self.rescaling = Rescaling.from_training_set(cfg.mixer.alpha, stats_loader, data.num_classes)
 
         channels, size = data.image_shape[0], data.image_shape[1]
         try:
@@ -78,7 +85,11 @@ class Trainer:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.model.to(self.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-        self.mixer = build_mixer(cfg.mixer).to(self.device)
+        eps = cfg.loss.label_smoothing
+        self.mixer = build_mixer(cfg.mixer, self.model.feature_dim, data.num_classes, eps).to(self.device)
+        # ES: from this epoch on, plain ERM (no mixing, no term that needs a mixed batch)
+        self.stop_epoch = mixing_stop_epoch(cfg.mixer, t.epochs)
+        self.erm = build_mixer(OmegaConf.create({"name": "none"}), label_smoothing=eps)
         params = [*self.model.parameters(), *self.mixer.parameters()]  # a mixer may own a head (LaMix)
         self.optimizer = OPTIMIZERS[cfg.optim.name](cfg.optim, params, self.device)
         self.scheduler = build_scheduler(cfg.sched, self.optimizer, t.epochs, cfg.optim.lr)
@@ -106,6 +117,7 @@ class Trainer:
             "history": self.history,
             "elapsed": self.elapsed + (time.perf_counter() - self._session_start),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "rescaling": self.rescaling.state_dict() if self.rescaling is not None else None,
         }
 
     def _load_checkpoint(self, path: Path) -> None:
@@ -152,6 +164,9 @@ class Trainer:
 
     def train_epoch(self) -> Dict[str, float]:
         self.model.train()
+        mixing = self.epoch < self.stop_epoch
+        mixer = self.mixer if mixing else self.erm
+        regularizer = self.regularizer if mixing else None
         loss_sum = torch.zeros((), device=self.device)
         correct_sum = torch.zeros((), device=self.device)
         seen = 0
@@ -160,14 +175,14 @@ class Trainer:
         start = time.perf_counter()
         for step, (x, y) in enumerate(self.train_loader):
             with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                mixed = self.mixer(x, y, self.model)
+                mixed = mixer(x, y, self.model)
                 features = self.model.features(mixed.inputs)
                 logits = self.model.classifier(features)
-                loss = self.mixer.loss(logits, features, y, mixed)
+                loss = mixer.loss(logits, features, y, mixed)
                 if mixed.extra_loss is not None:
                     loss = loss + mixed.extra_loss
-                if self.regularizer is not None:
-                    loss = loss + self.regularizer(self.model, x, mixed, features)
+                if regularizer is not None:
+                    loss = loss + regularizer(self.model, x, mixed, features)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -211,6 +226,10 @@ class Trainer:
     def _final_metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> Dict[str, Any]:
         test_accs = [row["test_acc"] for row in self.history]
         metrics: Dict[str, Any] = classification_metrics(logits, labels, prefix="test")
+        if self.rescaling is not None:
+            z, _ = predict_logits(self.model, self.test_loader, self.autocast_dtype, transform=self.rescaling.inputs)
+            metrics.update(classification_metrics(self.rescaling.logits(z), labels, prefix="rescaled_test"))
+            metrics["rescaling_theta_bar"] = self.rescaling.theta
         metrics.update(
             best_test_acc=max(test_accs),
             median10_test_acc=statistics.median(test_accs[-10:]),

@@ -24,13 +24,13 @@ def test_multirun_sweep_then_report(tmp_path):
     report = run_cli(["mixexp-report", str(sweep)], cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     lines = report.stdout.splitlines()
-    assert lines[0] == "| mixer.name | n | test_acc | test_nll | test_ece |"
+    assert lines[0] == "| method | n | test_acc | test_nll | test_ece |"
     accs = [json.loads((job["mixup", s] / "metrics.json").read_text())["test_acc"] for s in (0, 1)]
     expected = f"| mixup | 2 | {statistics.fmean(accs):.2f} ± {statistics.stdev(accs):.2f} |"
     assert any(line.startswith(expected) for line in lines), (expected, lines)
     assert (sweep / "report.md").read_text().splitlines()[0] == lines[0]
     rows = list(csv.DictReader((sweep / "report.csv").open()))
-    assert [r["mixer.name"] for r in rows] == ["none", "mixup"]
+    assert [r["method"] for r in rows] == ["erm", "mixup"]
     assert float(rows[1]["test_acc_mean"]) == statistics.fmean(accs)
 
 
@@ -63,3 +63,18 @@ def test_python_dash_m_entrypoint_works_from_another_directory(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_method_names_follow_the_papers_spelling():
+    from mixexp.report import method_name
+
+    base = {"mixer.name": "mixup", "regularizer.name": "none", "mixer.stop_fraction": None,
+            "mixer.stop_epoch": None, "loss.label_smoothing": 0.0}
+    assert method_name({**base, "mixer.name": "none"}) == "erm"
+    assert method_name({**base, "regularizer.name": "sem", "mixer.stop_fraction": 0.9}) == "mixup+es+sem"
+    assert method_name({**base, "mixer.name": "cutmix", "mixer.stop_epoch": 180}) == "cutmix+es"
+    assert method_name({**base, "loss.label_smoothing": 0.2}) == "mixup+ls0.2"
+    lamix = {**base, "mixer.name": "lamix", "mixer.lamix_inputs": "average", "mixer.lamix_original_batches": False,
+             "mixer.lamix_global_label": True}
+    assert method_name(lamix) == "lamix-no_original"
+    assert method_name({**lamix, "mixer.lamix_inputs": "puzzlemix", "mixer.lamix_original_batches": True}) == "lamix_puzzle"

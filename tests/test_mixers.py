@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from mixexp.config import MixerConfig
 from mixexp.losses import mixed_correct, mixed_cross_entropy
-from mixexp.mixers import CutMix, Mixup, NoMixing, build_mixer, cutmix, mixup, sample_lambda
+from mixexp.mixers import MIXERS, CutMix, Mixup, NoMixing, build_mixer, cutmix, mixup, sample_lambda
 
 
 def batch(b=16, c=3, h=32, w=32, seed=0):
@@ -96,5 +96,5 @@ def test_mixed_correct_weights_both_labels():
 
 def test_build_mixer_from_config():
     assert isinstance(build_mixer(OmegaConf.structured(MixerConfig(name="cutmix"))), CutMix)
-    with pytest.raises(ValueError, match="mixer.name='x' is not allowed: choose one of cutmix, mixup, none"):
+    with pytest.raises(ValueError, match="mixer.name='x' is not allowed: choose one of " + ", ".join(sorted(MIXERS))):
         build_mixer(OmegaConf.structured(MixerConfig(name="x")))

@@ -60,9 +60,12 @@ class Mixer(nn.Module):
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, model: Optional[nn.Module] = None) -> MixedBatch:
         raise NotImplementedError
 
+    # Uniform label smoothing of the (mixed) one-hot target; set from ``loss.label_smoothing``.
+    label_smoothing: float = 0.0
+
     def loss(self, logits: torch.Tensor, features: torch.Tensor, y: torch.Tensor, mixed: MixedBatch) -> torch.Tensor:
-        """lam * CE(y_i) + (1 - lam) * CE(y_partner), averaged over the batch."""
-        return mixed_cross_entropy(logits, y, mixed.partner, mixed.lam)
+        """lam * CE(y_i) + (1 - lam) * CE(y_partner), averaged over the batch (label-smoothed if set)."""
+        return mixed_cross_entropy(logits, y, mixed.partner, mixed.lam, self.label_smoothing)
 
 
 class NoMixing(Mixer):

@@ -5,8 +5,11 @@
 
 from typing import Callable, Dict, Optional
 
+from mixexp.regularizers.sem import SemanticEquivarianceLoss, equivariance_target, feature_distance
+
 REGULARIZERS: Dict[str, Callable] = {
     "none": lambda cfg: None,
+    "sem": lambda cfg: SemanticEquivarianceLoss(cfg.gamma, cfg.distance, cfg.detach_target),
 }
 
 
