@@ -8,11 +8,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= multirun/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install test demo clean help
+METHODS_DIR ?= multirun/methods_demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+
+.PHONY: install test demo methods-demo bench clean help
 
 help:
 	@echo "make demo   - train ERM, mixup and CutMix on the bundled digits (3 seeds) and print the table"
 	@echo "make test   - run the test suite"
+	@echo "make methods-demo - every method of the papers on the digits (SEM, ES, LaMix, PuzzleMix, LS, rescaling)"
+	@echo "make bench  - speed of the data pipeline, the training step and each method (writes bench.json)"
 	@echo "make install - create $(VENV) and install mixexp into it"
 
 $(STAMP): pyproject.toml
@@ -28,6 +32,13 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mixexp-train -m experiment=demo hydra.sweep.dir=$(DEMO_DIR)
 	$(BIN)/mixexp-report $(DEMO_DIR)
+
+methods-demo: $(STAMP)
+	$(BIN)/mixexp-train -m experiment=methods_demo hydra.sweep.dir=$(METHODS_DIR)
+	$(BIN)/mixexp-report $(METHODS_DIR) --metrics test_acc,test_nll,test_ece,rescaled_test_acc,rescaled_test_nll,rescaled_test_ece
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

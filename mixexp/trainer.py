@@ -174,19 +174,7 @@ class Trainer:
         redraw = max(1, len(self.train_loader) // BAR_UPDATES)
         start = time.perf_counter()
         for step, (x, y) in enumerate(self.train_loader):
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                mixed = mixer(x, y, self.model)
-                features = self.model.features(mixed.inputs)
-                logits = self.model.classifier(features)
-                loss = mixer.loss(logits, features, y, mixed)
-                if mixed.extra_loss is not None:
-                    loss = loss + mixed.extra_loss
-                if regularizer is not None:
-                    loss = loss + regularizer(self.model, x, mixed, features)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-
+            loss, logits, mixed = self.train_step(x, y, mixer, regularizer)
             loss_sum += loss.detach() * y.shape[0]
             correct_sum += mixed_correct(logits.detach(), y, mixed.partner, mixed.lam)
             seen += y.shape[0]
@@ -200,6 +188,22 @@ class Trainer:
             bar.close()
         self.scheduler.step()
         return {"train_loss": loss_mean, "train_acc": acc, "seconds": seconds, "images_per_s": seen / seconds}
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, mixer, regularizer):
+        """One optimiser step on a batch: mix, forward, loss (+ regulariser), backward, update."""
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            mixed = mixer(x, y, self.model)
+            features = self.model.features(mixed.inputs)
+            logits = self.model.classifier(features)
+            loss = mixer.loss(logits, features, y, mixed)
+            if mixed.extra_loss is not None:
+                loss = loss + mixed.extra_loss
+            if regularizer is not None:
+                loss = loss + regularizer(self.model, x, mixed, features)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss, logits, mixed
 
     def _progress_bar(self):
         mode = self.cfg.trainer.progress

@@ -79,13 +79,17 @@ def test_sem_grows_with_the_distortion_and_gradients_reach_g():
     assert model.proj.weight.grad.abs().sum().item() > 0
 
 
-def test_sem_detach_target_stops_gradient_through_the_clean_pass():
+@pytest.mark.parametrize("detach", [True, False])
+def test_sem_detach_target_decides_whether_the_clean_pass_gets_gradient(detach):
     x = _batch()
     model = Distorting(3 * 8 * 8)
+    model.strength = 0.3
     mixed = Mixup(alpha=1.0)(x)
-    clean_only = SemanticEquivarianceLoss(detach_target=True)
-    features = model.features(mixed.inputs).detach()  # no gradient from the mixed side either
-    assert not clean_only(model, x, mixed, features).requires_grad
+    sem = SemanticEquivarianceLoss(detach_target=detach)
+    # the mixed-side features are constant here: any gradient must come through the clean pass
+    loss = sem(model, x, mixed, model.features(mixed.inputs).detach())
+    assert loss.item() > 0
+    assert loss.requires_grad is (not detach)
 
 
 def test_sem_with_cutmix_uses_the_corrected_area_ratio():

@@ -16,19 +16,20 @@ def random_crop(x: torch.Tensor, padding: int) -> torch.Tensor:
     """Zero-pad each side by ``padding`` and cut back an H x W window at a uniform offset per image.
 
     Same distribution as torchvision's ``RandomCrop(size, padding)`` applied image by image:
-    offsets (dy, dx) are independent and uniform on {0, ..., 2 * padding}.
+    offsets (dy, dx) are independent and uniform on {0, ..., 2 * padding}. The padded batch is
+    viewed (no copy) as every window at every offset, (B, C, 2p+1, 2p+1, H, W), and one gather picks
+    each image's window.
     """
     if padding == 0:
         return x
     b, c, h, w = x.shape
-    padded = F.pad(x, (padding, padding, padding, padding))
-    dy = torch.randint(0, 2 * padding + 1, (b, 1), device=x.device)
-    dx = torch.randint(0, 2 * padding + 1, (b, 1), device=x.device)
-    rows = (dy + torch.arange(h, device=x.device)).view(b, 1, h, 1)
-    cols = (dx + torch.arange(w, device=x.device)).view(b, 1, 1, w)
-    batch = torch.arange(b, device=x.device).view(b, 1, 1, 1)
-    chans = torch.arange(c, device=x.device).view(1, c, 1, 1)
-    return padded[batch, chans, rows, cols]
+    span = 2 * padding + 1
+    padded = F.pad(x, (padding, padding, padding, padding))  # contiguous
+    hp, wp = h + 2 * padding, w + 2 * padding
+    windows = padded.as_strided((b, c, span, span, h, w), (c * hp * wp, hp * wp, wp, 1, wp, 1))
+    dy = torch.randint(0, span, (b,), device=x.device)
+    dx = torch.randint(0, span, (b,), device=x.device)
+    return windows[torch.arange(b, device=x.device), :, dy, dx]
 
 
 def random_flip(x: torch.Tensor) -> torch.Tensor:

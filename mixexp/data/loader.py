@@ -70,7 +70,8 @@ class DeviceLoader:
         order = self._order()
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start : start + self.batch_size]
-            x, y = self.data.images[idx], self.data.labels[idx]
+            # index_select, not x[idx]: the same gather, far faster for uint8 on CPU
+            x, y = self.data.images.index_select(0, idx), self.data.labels.index_select(0, idx)
             if self.crop_padding:
                 x = random_crop(x, self.crop_padding)
             if self.flip:
@@ -81,8 +82,13 @@ class DeviceLoader:
             yield x, y
 
 
-def build_loader(data, batch_size: int, **kwargs) -> DeviceLoader:
-    """The loader for a dataset split: device-resident for an :class:`ImageSet`."""
+def build_loader(data, batch_size: int, **kwargs):
+    """The loader for a dataset split: device-resident for an :class:`ImageSet`; streamed from disk by
+    DataLoader workers for a :class:`~mixexp.data.folder.FolderSet` (ImageNet, ObjectNet), same interface."""
     if isinstance(data, ImageSet):
         return DeviceLoader(data, batch_size, **kwargs)
+    from mixexp.data.folder import FolderSet, StreamingLoader
+
+    if isinstance(data, FolderSet):
+        return StreamingLoader(data, batch_size, **kwargs)
     raise TypeError(f"no loader for {type(data).__name__}")

@@ -40,7 +40,7 @@ def cutmix(x: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, per_sample
     1 - |box| / (H * W), which is what the label weights must use once the box has been clipped.
     """
     mask = cutmix_box_mask(lam, x.shape[-2], x.shape[-1], per_sample)
-    mixed = torch.where(mask, x[partner], x)
+    mixed = torch.where(mask, x.index_select(0, partner), x)
     kept = 1.0 - mask.flatten(1).float().mean(dim=1)
     return mixed, kept
 

@@ -10,7 +10,7 @@ from mixexp.mixers.base import MixedBatch, Mixer, random_partner, sample_lambda
 def mixup(x: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """x~_i = lam_i * x_i + (1 - lam_i) * x_partner(i)."""
     lam = lam.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
-    return torch.lerp(x[partner], x, lam)
+    return torch.lerp(x.index_select(0, partner), x, lam)
 
 
 class Mixup(Mixer):

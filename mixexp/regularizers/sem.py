@@ -35,14 +35,16 @@ class SemanticEquivarianceLoss(nn.Module):
 
     ``lam`` is the mixer's per-example lambda: for CutMix the exact kept share of the image. The
     clean batch costs one extra forward pass; g(x_j) is that pass permuted by the partner index.
+    With ``detach_target`` (the default) the target is a constant for the step, so only g(x~) is pulled
+    towards it and the clean pass needs no backward; otherwise gradients flow through both passes.
     """
 
-    def __init__(self, gamma: float = 1.0, distance: str = "mse", detach_target: bool = False) -> None:
+    def __init__(self, gamma: float = 1.0, distance: str = "mse", detach_target: bool = True) -> None:
         super().__init__()
         self.gamma, self.distance, self.detach_target = gamma, distance, detach_target
 
     def forward(self, model: nn.Module, x: torch.Tensor, mixed: MixedBatch, mixed_features: torch.Tensor) -> torch.Tensor:
-        target = equivariance_target(model.features(x), mixed.partner, mixed.lam)
-        if self.detach_target:
-            target = target.detach()
+        # A detached target needs no graph: the clean pass then costs a forward only.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach_target):
+            target = equivariance_target(model.features(x), mixed.partner, mixed.lam)
         return self.gamma * feature_distance(mixed_features.float(), target.float(), self.distance)
