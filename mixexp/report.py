@@ -152,13 +152,85 @@ def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS):
     return text, csv_rows, unfinished
 
 
+def paper_cell(values: Sequence[float], paper: Tuple[float, float | None] | None, metric: str) -> List[str]:
+    """[ours "mean ± std (n)", paper value, ours - paper] as text; "missing" where we have no run."""
+    d = 3 if metric in ("nll", "ece") else 2
+    ours = "missing"
+    if values:
+        mean, std, n = summarize(values)
+        ours = f"{mean:.{d}f} ± {std:.{d}f} ({n})"
+    published = "—" if paper is None else f"{paper[0]:.{d}f}" + (f" ± {paper[1]:.{d}f}" if paper[1] is not None else "")
+    delta = f"{statistics.fmean(values) - paper[0]:+.{d}f}" if values and paper is not None else "—"
+    return [ours, published, delta]
+
+
+def build_paper_report(root: Path, table_name: str):
+    """The table laid out as in the paper: (markdown, long-format csv rows).
+
+    Rows are the paper's methods in its order; each (dataset, model) column has three sub-columns:
+    ours (mean ± sample std over seeds, and n), the published number, and ours − paper.
+    """
+    from mixexp.tables import cell_source, load_tables
+
+    tables = load_tables()
+    if table_name not in tables:
+        raise KeyError(f"--table {table_name!r} is not allowed: choose one of {', '.join(tables)}")
+    table = tables[table_name]
+    runs = [r for r in find_runs(root) if r.metrics is not None] if root.is_dir() else []
+    header = ["method"]
+    for column in table.columns:
+        title = table.title(column)
+        header += [f"{title} ours", "paper", "Δ"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    csv_rows = []
+    for method in table.methods:
+        cells = [method]
+        for column in table.columns:
+            src = cell_source(column, method)
+            values = [r.metrics[src.key] for r in runs
+                      if r.config.get("method") == src.method and r.config.get("dataset.name") == src.dataset
+                      and r.config.get("model.name") == src.model and isinstance(r.metrics.get(src.key), (int, float))]
+            paper = table.published.get((method, column))
+            cells += paper_cell(values, paper, column.metric)
+            mean, std, n = summarize(values) if values else (float("nan"), float("nan"), 0)
+            csv_rows.append({
+                "method": method, "dataset": column.dataset, "model": column.model, "metric": column.metric,
+                "key": src.key, "ours_mean": mean, "ours_std": std, "n": n,
+                "paper": paper[0] if paper else float("nan"),
+                "paper_std": paper[1] if paper and paper[1] is not None else float("nan"),
+                "delta": mean - paper[0] if values and paper else float("nan"),
+            })
+        lines.append("| " + " | ".join(cells) + " |")
+    unit = {"accuracy": "accuracy %", "error": "error %", "auroc": "AUROC %", "top1": "top-1 %",
+            "nll": "NLL", "ece": "ECE"}
+    metrics = ", ".join(dict.fromkeys(unit[c.metric] for c in table.columns))
+    text = (f"## {table.name} ({metrics})\n\nours: mean ± std (n runs) from {root}; paper: published; "
+            f"Δ = ours − paper.\n\n" + "\n".join(lines) + "\n")
+    return text, csv_rows
+
+
 def cli(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mixexp-report", description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="folder to search for runs (e.g. a sweep's multirun folder)")
     parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                         help=f"comma-separated metrics.json keys (default: {','.join(DEFAULT_METRICS)})")
     parser.add_argument("--out", type=Path, default=None, help="where report.md and report.csv go (default: DIR)")
+    parser.add_argument("--table", default=None,
+                        help="lay the runs out as a paper's table beside its published numbers (e.g. sem-table1); "
+                             "writes <out>/<table>.md and .csv")
     args = parser.parse_args(argv)
+    if args.table:
+        try:
+            text, csv_rows = build_paper_report(args.dir, args.table)
+        except KeyError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            sys.exit(2)
+        out = args.out or args.dir
+        write_text(out / f"{args.table}.md", text)
+        write_csv(out / f"{args.table}.csv", csv_rows)
+        print(text, end="")
+        print(f"\nwritten: {out / (args.table + '.md')}, {out / (args.table + '.csv')}")
+        return
     if not args.dir.is_dir():
         print(f"error: {args.dir} is not a directory", file=sys.stderr)
         sys.exit(2)
