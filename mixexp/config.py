@@ -44,6 +44,11 @@ class DatasetConfig:
     train_size: int = 256
     test_size: int = 128
     noise: float = 0.25
+    # Released datasets (cifar10, ..., imagenet): fetch and convert on first use when missing
+    # (``mixexp-data prepare NAME`` does it ahead of time). ImageNet/ObjectNet cannot be downloaded.
+    download: bool = False
+    # Streamed datasets (imagenet, objectnet): DataLoader worker processes that decode images (0: none).
+    num_workers: int = 8
 
 
 @dataclass
@@ -70,11 +75,63 @@ class MixerConfig:
     per_sample: bool = False
     # Probability that a batch is mixed at all (CutMix's "cutmix_prob").
     prob: float = 1.0
+    # ES: stop mixing (and every term that needs a mixed batch) for the last part of training and
+    # train plain ERM from epoch stop_epoch on, or from round(stop_fraction * epochs). null: never.
+    stop_fraction: Optional[float] = None
+    stop_epoch: Optional[int] = None
+    # LaMix: target = beta * local label + (1 - beta) * global soft label.
+    lamix_beta: float = 0.5
+    # LaMix: alternate mini-batches of original and mixed inputs (false: mixed only, Table 7).
+    lamix_original_batches: bool = True
+    # LaMix: use the global soft label (false: local label only, Table 8).
+    lamix_global_label: bool = True
+    # LaMix: how the input pair is mixed: "average" (0.5 x_i + 0.5 x_j) or "puzzlemix" (at lambda = 0.5).
+    lamix_inputs: str = "average"
+    # PuzzleMix (official CIFAR values in conf/mixer/puzzlemix.yaml). Grid sizes n (blocks per side)
+    # drawn uniformly per batch; sizes that do not tile the image (n > H, or H, W not divisible) are skipped.
+    block_sizes: List[int] = field(default_factory=lambda: [2, 4, 8, 16])
+    # Graph cut: label smoothness beta, data-local smoothness gamma, prior eta, cells of the
+    # smoothness pooling, number of mask values (3: {1, 0.5, 0}).
+    beta: float = 1.2
+    gamma: float = 0.5
+    eta: float = 0.2
+    neigh_size: int = 4
+    n_labels: int = 3
+    # Transport of salient blocks: cost weight t_eps of the move distance, block size t_size in pixels
+    # (-1: the cut's blocks), solver "auto" (approx on an accelerator, exact on the CPU), "approx", "exact".
+    transport: bool = True
+    t_eps: float = 0.8
+    t_size: int = -1
+    t_solver: str = "auto"
+    # The clean loss times clean_lam is added to the loss (0: the saliency pass runs in eval mode, no gradient).
+    clean_lam: float = 0.0
+    # Adversarial PuzzleMix: FGSM step of adv_eps/255 pixel units with probability adv_p per example.
+    adv_p: float = 0.0
+    adv_eps: float = 10.0
+    # Per-channel std of the input normalisation (pixel units), for adv_eps and the smoothness term;
+    # empty: the inputs are taken as pixel values.
+    pixel_std: List[float] = field(default_factory=list)
+    # Threads that run the graph cuts (0: os.cpu_count(); 1: the calling thread).
+    workers: int = 0
 
 
 @dataclass
 class RegularizerConfig:
     name: str = "none"
+    # SEM: loss += gamma * D(g(x~), lam * g(x_i) + (1 - lam) * g(x_j)), g = model.features
+    gamma: float = 1.0
+    # D: "mse" (mean squared error over feature dimensions), "cosine" (1 - cosine similarity),
+    # "nmse" (mean squared error between L2-normalised vectors)
+    distance: str = "mse"
+    # Stop the gradient through the target lam * g(x_i) + (1 - lam) * g(x_j) (the clean pass is then
+    # forward-only: about 1.3x a mixup step instead of about 2x)
+    detach_target: bool = True
+
+
+@dataclass
+class LossConfig:
+    # Uniform label smoothing epsilon: target = (1 - eps) * (mixed) one-hot + eps / num_classes.
+    label_smoothing: float = 0.0
 
 
 @dataclass
@@ -128,6 +185,19 @@ class LoggerConfig:
 
 
 @dataclass
+class EvalConfig:
+    # Distribution-shift sets evaluated after training (cifar10_c, cifar100_c, cifar10_1, cifar10_2, objectnet).
+    shift: List[str] = field(default_factory=list)
+    # Out-of-distribution sets scored by max softmax probability (svhn, lsun_crop).
+    ood: List[str] = field(default_factory=list)
+    # CIFAR-C: severities and corruptions to evaluate (empty corruptions: the 15 benchmark ones).
+    severities: List[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    corruptions: List[str] = field(default_factory=list)
+    # Test-time rescaling (Carratino et al.) of a mixup-trained model: adds rescaled_test_* metrics.
+    rescaled: bool = False
+
+
+@dataclass
 class PathsConfig:
     data_dir: str = MISSING
 
@@ -138,11 +208,13 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     mixer: MixerConfig = field(default_factory=MixerConfig)
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     # Experiment name: groups a sweep's runs (W&B group, run directory).
     name: str = "default"
     seed: int = 0
@@ -209,6 +281,43 @@ def validate(cfg: DictConfig) -> None:
     m = cfg.mixer
     _require(m.alpha >= 0, "mixer.alpha", m.alpha, "must be >= 0 (0 turns mixing off)")
     _require(0.0 <= m.prob <= 1.0, "mixer.prob", m.prob, "must be a probability in [0, 1]")
+    _require(m.stop_fraction is None or 0.0 < m.stop_fraction <= 1.0, "mixer.stop_fraction", m.stop_fraction,
+             "must lie in (0, 1] or be null")
+    _require(m.stop_epoch is None or 0 <= m.stop_epoch <= t.epochs, "mixer.stop_epoch", m.stop_epoch,
+             f"must lie in [0, trainer.epochs={t.epochs}] or be null")
+    _require(m.stop_epoch is None or m.stop_fraction is None, "mixer.stop_epoch", m.stop_epoch,
+             "set either mixer.stop_epoch or mixer.stop_fraction, not both")
+    _require(0.0 <= m.lamix_beta <= 1.0, "mixer.lamix_beta", m.lamix_beta, "must lie in [0, 1]")
+    one_of("mixer.lamix_inputs", m.lamix_inputs, ("average", "puzzlemix"))
+    _require(len(m.block_sizes) > 0 and all(n > 0 for n in m.block_sizes), "mixer.block_sizes",
+             list(m.block_sizes), "must be a non-empty list of grid sizes > 0")
+    _require(m.beta >= 0, "mixer.beta", m.beta, "must be >= 0")
+    _require(m.gamma >= 0, "mixer.gamma", m.gamma, "must be >= 0")
+    _require(m.eta >= 0, "mixer.eta", m.eta, "must be >= 0")
+    _require(m.neigh_size > 0, "mixer.neigh_size", m.neigh_size, "must be a whole number > 0")
+    _require(m.n_labels >= 2, "mixer.n_labels", m.n_labels, "must be a whole number >= 2")
+    _require(m.t_eps >= 0, "mixer.t_eps", m.t_eps, "must be >= 0")
+    _require(m.t_size == -1 or m.t_size > 0, "mixer.t_size", m.t_size, "must be > 0 or -1 (the cut's blocks)")
+    one_of("mixer.t_solver", m.t_solver, ("auto", "approx", "exact"))
+    _require(m.clean_lam >= 0, "mixer.clean_lam", m.clean_lam, "must be >= 0")
+    _require(0.0 <= m.adv_p <= 1.0, "mixer.adv_p", m.adv_p, "must be a probability in [0, 1]")
+    _require(m.adv_eps >= 0, "mixer.adv_eps", m.adv_eps, "must be >= 0 (pixel units / 255)")
+    _require(all(s > 0 for s in m.pixel_std), "mixer.pixel_std", list(m.pixel_std), "every value must be > 0")
+    _require(m.workers >= 0, "mixer.workers", m.workers, "must be >= 0 (0: one per CPU core)")
+
+    r = cfg.regularizer
+    _require(r.gamma >= 0, "regularizer.gamma", r.gamma, "must be >= 0")
+    one_of("regularizer.distance", r.distance, ("mse", "cosine", "nmse"))
+    _require(r.name != "sem" or m.name in ("mixup", "cutmix", "puzzlemix"), "regularizer", r.name,
+             f"sem needs a mixer whose lambda is the input mixing ratio (mixup, cutmix, puzzlemix), not mixer={m.name}")
+
+    _require(not cfg.eval.rescaled or m.name == "mixup", "eval.rescaled", cfg.eval.rescaled,
+             f"needs a mixup-trained run (mixer=mixup), not mixer={m.name}")
+
+    ls = cfg.loss.label_smoothing
+    _require(0.0 <= ls < 1.0, "loss.label_smoothing", ls, "must lie in [0, 1)")
+    _require(ls == 0.0 or m.name != "lamix", "loss.label_smoothing", ls,
+             "is not defined for mixer=lamix (its target already has a global soft label); use 0")
 
     d = cfg.dataset
     _require(0.0 < d.test_fraction < 1.0, "dataset.test_fraction", d.test_fraction, "must lie in (0, 1)")
@@ -220,6 +329,21 @@ def validate(cfg: DictConfig) -> None:
     _require(d.num_classes >= 2, "dataset.num_classes", d.num_classes, "must be >= 2")
     _require(d.image_size > 0 and d.train_size > 0 and d.test_size > 0,
              "dataset.image_size/train_size/test_size", (d.image_size, d.train_size, d.test_size), "must be > 0")
+    _require(d.num_workers >= 0, "dataset.num_workers", d.num_workers, "must be >= 0 (0 decodes in the main process)")
+
+    from mixexp.data.evalsets import CORRUPTIONS, EVAL_SETS, SEVERITIES
+
+    ev = cfg.eval
+    for kind in ("shift", "ood"):
+        for name in ev[kind]:
+            one_of(f"eval.{kind}", name, [n for n, s in EVAL_SETS.items() if s.kind == kind])
+            base = EVAL_SETS[name].base
+            _require(base is None or base == d.name, f"eval.{kind}", name,
+                     f"{name} is labelled with the classes of {base}; train with dataset={base}")
+    _require(len(ev.severities) > 0 and all(v in SEVERITIES for v in ev.severities), "eval.severities",
+             list(ev.severities), "use severities from 1..5")
+    for name in ev.corruptions:
+        one_of("eval.corruptions", name, CORRUPTIONS)
 
     o = cfg.optim
     _require(o.lr > 0, "optim.lr", o.lr, "must be > 0")

@@ -7,6 +7,7 @@ so that the host waits for the device only once per epoch (and when a progress b
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 import sys
@@ -72,6 +73,11 @@ class Trainer:
             rank=self.dist.rank, world_size=self.dist.world_size, **common,
         )
         self.test_loader = build_loader(data.test, t.eval_batch_size, train=False, **common)
+        self.data_stats = (data.mean, data.std, data.image_shape)  # for the evaluation sets
+        if cfg.eval.shift or cfg.eval.ood:
+            from mixexp.data.evalsets import require_eval_sets
+
+            require_eval_sets(cfg, cfg.paths.data_dir)  # fail now, not after training, if one is missing
         # Test-time rescaling needs x_bar (per-pixel mean of the normalised, un-augmented training
         # inputs) and y_bar (class frequencies); they are stored in the checkpoint.
         self.rescaling = None
@@ -153,9 +159,13 @@ class Trainer:
         if self.epoch < epochs:
             self.logger.finish()
             return {}
-        if logits is None:  # resumed a finished run: evaluate its final weights again
+        existing: Dict[str, Any] = {}
+        if logits is None:  # resumed a finished run: evaluate its final weights, keep what was evaluated
             logits, labels = predict_logits(self.model, self.test_loader, self.autocast_dtype)
-        metrics = self._final_metrics(logits, labels)
+            if (self.run_dir / "metrics.json").exists():
+                existing = json.loads((self.run_dir / "metrics.json").read_text())
+        metrics = {**existing, **self._final_metrics(logits, labels)}
+        metrics.update(self._evaluate_sets(logits, existing))
         if self.dist.is_main:
             write_json(self.run_dir / "metrics.json", metrics)
             self.logger.log_final(metrics)
@@ -226,6 +236,37 @@ class Trainer:
         if self.cfg.trainer.checkpoint:
             save_torch(self.run_dir / CHECKPOINT, self._checkpoint_state())
         self.logger.log_epoch(row)
+
+    def _evaluate_sets(self, test_logits: torch.Tensor, existing: Dict[str, Any]) -> Dict[str, Any]:
+        """Shift, OOD and ObjectNet metrics of ``eval.shift``/``eval.ood`` that ``existing`` lacks."""
+        from mixexp import evaluation
+        from mixexp.data.evalsets import evaluate_eval_sets
+
+        prefixes = [""] + (["rescaled_"] if self.rescaling is not None else [])
+        todo = evaluation.missing_sets([*self.cfg.eval.shift, *self.cfg.eval.ood], existing, prefixes)
+        if not todo or not self.dist.is_main:
+            return {}
+        mean, std, image_shape = self.data_stats
+        args = (self.model, self.cfg, self.cfg.paths.data_dir, self.device, mean, std,
+                self.cfg.trainer.eval_batch_size, image_shape, self.autocast_dtype, todo)
+        metrics: Dict[str, Any] = {}
+        parts = {}
+        for prefix in prefixes:
+            if prefix:
+                z, _ = predict_logits(self.model, self.test_loader, self.autocast_dtype, self.rescaling.inputs)
+                results = evaluate_eval_sets(*args, transform=self.rescaling.inputs,
+                                             logit_transform=self.rescaling.logits)
+                in_scores = evaluation.max_softmax(self.rescaling.logits(z))
+            else:
+                results = evaluate_eval_sets(*args)
+                in_scores = evaluation.max_softmax(test_logits)
+            metrics.update(evaluation.eval_set_metrics(results, in_scores, prefix))
+            parts.update(evaluation.breakdown(results, prefix))
+        if parts:
+            path = self.run_dir / "eval_breakdown.json"
+            old = json.loads(path.read_text()) if path.exists() else {}
+            write_json(path, {**old, **parts})
+        return metrics
 
     def _final_metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> Dict[str, Any]:
         test_accs = [row["test_acc"] for row in self.history]

@@ -19,7 +19,8 @@ def test_groups_are_the_documented_ones():
 
 @pytest.mark.parametrize("group,option", OPTIONS)
 def test_every_config_file_composes_and_validates(group, option):
-    cfg = compose_cfg([f"{group}={option}"])
+    needs = {("regularizer", "sem"): ["mixer=mixup"]}  # options that only make sense with another
+    cfg = compose_cfg([f"{group}={option}", *needs.get((group, option), [])])
     if group == "experiment":
         assert cfg.name == option.split("/")[-1]
     elif group in ("dataset", "model", "mixer", "regularizer", "optim", "sched", "logger"):

@@ -59,8 +59,12 @@ def load_dataset(cfg, data_dir: str) -> Dataset:
             raise ValueError(
                 f"dataset.mean has {len(mean)} values but {cfg.name} images have {native_channels} channels"
             )
-    else:
+    elif isinstance(train, ImageSet):
         mean, std = channel_stats(train)
+    else:
+        from mixexp.config import ConfigError
+
+        raise ConfigError(f"dataset.mean/std must be given for {cfg.name}: its images are streamed from disk")
     if cfg.channels:
         train, test = train.with_channels(cfg.channels), test.with_channels(cfg.channels)
         if cfg.channels != native_channels:

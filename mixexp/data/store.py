@@ -20,7 +20,6 @@ folder, what was expected and the ``mixexp-data`` command that fixes it.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -253,9 +252,10 @@ class Source:
         """A cheap description of the files (sizes, mtimes): the stamp is valid while it is unchanged."""
         out: Dict[str, Any] = {}
         for rel in self.files:
+            path = folder / rel
             try:
-                st = (folder / rel).stat()
-                out[rel] = [st.st_size if rel.endswith("/") is False else 0, st.st_mtime_ns]
+                st = path.stat()
+                out[rel] = [0 if path.is_dir() else st.st_size, st.st_mtime_ns]
             except OSError:
                 out[rel] = None
         return out
@@ -385,22 +385,20 @@ def _cache_meta_path(cache: Path) -> Path:
 
 
 def load_cache(src: Source, root: Path, split: str, stamp: Optional[Dict[str, Any]]):
-    """``(data, None)`` for a usable cache, else ``(None, why)``."""
+    """``(data, fingerprint, None)`` for a cache whose contents are sound, else ``(None, None, why)``."""
     cache = src.cache_path(root, split)
     try:
         payload = torch.load(cache, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to read means the file is damaged
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        return None, f"cannot be read (truncated or damaged: {first})"
+        return None, None, f"cannot be read (truncated or damaged: {first})"
     if not isinstance(payload, dict) or payload.get("version") != CACHE_VERSION:
-        return None, "was written by another version of mixexp"
-    if stamp is not None and payload.get("fingerprint") != stamp.get("fingerprint"):
-        return None, "was built from other source files than the verified ones"
+        return None, None, "was written by another version of mixexp"
     n = (stamp or {}).get("counts", {}).get(split, src.counts.get(split))
     problem = src.check_payload(payload, n)
     if problem:
-        return None, problem
-    return src.from_payload(payload, root, split), None
+        return None, None, problem
+    return src.from_payload(payload, root, split), payload.get("fingerprint"), None
 
 
 def save_cache(src: Source, root: Path, split: str, data, stamp: Dict[str, Any]) -> None:
@@ -436,36 +434,43 @@ def _read_source(src: Source, folder: Path, split: str):
 def _check_read(src: Source, split: str, data, stamp: Dict[str, Any]) -> None:
     n = stamp.get("counts", {}).get(split)
     if n is not None and len(data) != n:
-        raise DataError(f"{src.name} ({split}) in {src.folder(Path(stamp['folder']).parent)} holds {len(data)} "
-                        f"examples, expected {n}")
+        raise DataError(f"{src.name} ({split}) in {stamp['folder']} holds {len(data)} examples, expected {n}")
     if src.image_shape is not None and tuple(data.shape) != tuple(src.image_shape):
         raise DataError(f"{src.name} ({split}) images have shape {tuple(data.shape)}, expected {src.image_shape}")
 
 
 def load_split(name: str, split: str, data_dir, *, download: bool = False, progress: bool = True):
-    """One split of a dataset: from its cache when that matches the verified source, else read and cached."""
+    """One split of a dataset: from its cache when that matches the verified source, else read and cached.
+
+    A cache is used when its contents are sound (readable, expected shape and count) and it was built from
+    the source as last verified. When the source files have changed since, they are verified again and the
+    cache is kept only if their content is the same. A cache that fails these checks is rebuilt from the
+    verified source, or refused (:class:`CacheError`) when the source files are gone.
+    """
     src = get_source(name)
     root = resolve_root(data_dir)
     if split not in src.counts:
         raise ConfigError(f"{name} has no split {split!r}: choose one of {', '.join(src.counts)}")
     folder = src.folder(root)
     stamp = read_stamp(src, root)
-    current = stamp_is_current(src, root, stamp)
-    if src.cached:
-        cache = src.cache_path(root, split)
-        if cache.exists():
-            data, problem = load_cache(src, root, split, stamp)
-            source_gone = len(src.missing(folder)) == len(src.files)
-            if problem is None and (current or source_gone):
+    cache = src.cache_path(root, split)
+    if src.cached and cache.exists():
+        data, fingerprint, problem = load_cache(src, root, split, stamp)
+        if problem is None and stamp is not None and fingerprint != stamp.get("fingerprint"):
+            problem = "was built from other source files than the verified ones"
+        if problem is None:
+            if stamp_is_current(src, root, stamp) or src.missing(folder):
                 return data
-            if problem is None:
-                problem = "predates the current source files"
-            if src.missing(folder) and not (download and not src.manual):
-                raise CacheError(
-                    f"cache {cache} {problem}, and the source files to rebuild it are missing from {folder}; "
-                    f"run: {prepare_command(name, root, src.manual)}"
-                )
-            log.warning("cache %s %s: rebuilding it from %s", cache, problem, folder)
+            stamp = verify(src, root)  # the files changed on disk since they were verified: check them again
+            if fingerprint == stamp["fingerprint"]:
+                return data
+            problem = "was built from other source files than the ones now in place"
+        if src.missing(folder) and not (download and not src.manual):
+            raise CacheError(
+                f"cache {cache} {problem}, and the source files to rebuild it are missing from {folder}; "
+                f"run: {prepare_command(name, root, src.manual)}"
+            )
+        log.warning("cache %s %s: rebuilding it from %s", cache, problem, folder)
     stamp = ensure_verified(src, root, download=download, progress=progress)
     data = _read_source(src, src.folder(root), split)
     _check_read(src, split, data, stamp)
@@ -485,7 +490,9 @@ def fetch(src: Source, root: Path, *, progress: bool = True, keep_archives: bool
     home.mkdir(parents=True, exist_ok=True)
     for remote in src.remotes:
         target = home / remote.filename
-        if matches(target, remote.checksum) and remote.checksum is not None:
+        for stale in home.glob(f".{remote.filename}.*.part"):  # left by a process that was killed mid-download
+            stale.unlink()
+        if remote.checksum is not None and matches(target, remote.checksum):
             log.info("%s: already downloaded", target)
         else:
             log.info("downloading %s", remote.filename)
@@ -584,6 +591,3 @@ def status(src: Source, root: Path) -> Dict[str, Any]:
     return {"name": src.name, "use": src.use, "state": state, "bytes": size, "note": size_note,
             "where": str(folder), "command": prepare_command(src.name, root, src.manual) if needs else ""}
 
-
-def replace_fields(obj, **changes):
-    return dataclasses.replace(obj, **changes)

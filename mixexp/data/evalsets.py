@@ -1,0 +1,191 @@
+"""Evaluation sets: distribution shift (``eval.shift``) and out-of-distribution data (``eval.ood``).
+
+Each set is read by the same code as the training sets (:func:`~mixexp.data.store.load_split`) and comes
+back as ``{sub_name: split}``, at the resolution and channel count the model trains on:
+
+==============  =====  =====================================================  ======================
+name            kind   sub names                                              labels
+==============  =====  =====================================================  ======================
+cifar10_c       shift  ``<corruption>/<severity>``, 15 x 5 (``eval.severities``,  CIFAR-10 classes
+                       ``eval.corruptions`` select)
+cifar100_c      shift  same                                                   CIFAR-100 classes
+cifar10_1       shift  ``test`` (v6, 2,000 images)                            CIFAR-10 classes
+cifar10_2       shift  ``test`` (2,000 images)                                CIFAR-10 classes
+objectnet       shift  ``test`` (113 classes shared with ImageNet; streamed)  ObjectNet class index
+svhn            ood    ``test`` (26,032 images)                               -1
+lsun_crop       ood    ``test`` (10,000 images)                               -1
+==============  =====  =====================================================  ======================
+
+ObjectNet labels index :attr:`ObjectNetMapping.folders`; a prediction is correct when its ImageNet id is
+one of ``imagenet_ids[label]``, with predictions restricted to :func:`objectnet_allowed_ids`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+
+import torch
+
+from mixexp.config import ConfigError
+from mixexp.data.folder import FolderSet
+from mixexp.data.imageset import ImageSet
+from mixexp.data.sources import CORRUPTIONS, ObjectNetMapping
+from mixexp.data.store import (
+    MissingDataError, ensure_verified, get_source, load_split, missing_message, resolve_root,
+)
+
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    name: str
+    kind: str  # "shift": labelled with the classes of ``base``; "ood": labels -1
+    source: str  # the entry of SOURCES it is read from
+    base: Optional[str]  # the training dataset whose classes a shift set shares
+    splits: Tuple[str, ...] = ("test",)
+
+
+EVAL_SETS: Dict[str, EvalSet] = {
+    "cifar10_c": EvalSet("cifar10_c", "shift", "cifar10_c", "cifar10", CORRUPTIONS),
+    "cifar100_c": EvalSet("cifar100_c", "shift", "cifar100_c", "cifar100", CORRUPTIONS),
+    "cifar10_1": EvalSet("cifar10_1", "shift", "cifar10_1", "cifar10"),
+    "cifar10_2": EvalSet("cifar10_2", "shift", "cifar10_2", "cifar10"),
+    "objectnet": EvalSet("objectnet", "shift", "objectnet", "imagenet"),
+    "svhn": EvalSet("svhn", "ood", "svhn", None),
+    "lsun_crop": EvalSet("lsun_crop", "ood", "lsun_crop", None),
+}
+
+
+def _at_resolution(data, size: Optional[int], channels: Optional[int], name: str):
+    try:
+        if size and tuple(data.shape[1:]) != (size, size):
+            data = data.resized(size)
+        if channels:
+            data = data.with_channels(channels)
+    except ValueError as e:
+        raise ConfigError(f"eval set {name}: {e}") from None
+    return data
+
+
+def iter_eval_set(
+    name: str,
+    data_dir,
+    *,
+    size: Optional[int] = None,
+    channels: Optional[int] = None,
+    severities: Sequence[int] = SEVERITIES,
+    corruptions: Sequence[str] = (),
+    download: bool = False,
+    num_workers: int = 0,
+) -> Iterator[Tuple[str, Any]]:
+    """``(sub_name, ImageSet | FolderSet)`` pairs of one eval set, one corruption in memory at a time."""
+    if name not in EVAL_SETS:
+        raise ConfigError(f"eval set {name!r} is not known: choose one of {', '.join(sorted(EVAL_SETS))}")
+    spec = EVAL_SETS[name]
+    if spec.splits == CORRUPTIONS:
+        chosen = list(corruptions) or list(CORRUPTIONS)
+        bad = [c for c in chosen if c not in CORRUPTIONS]
+        if bad or not severities or any(s not in SEVERITIES for s in severities):
+            raise ConfigError(f"{name}: corruptions {bad} / severities {list(severities)} are not allowed: "
+                              f"corruptions from {', '.join(CORRUPTIONS)}; severities in 1..5")
+        for corruption in chosen:
+            block = load_split(spec.source, corruption, data_dir, download=download)
+            per = len(block) // len(SEVERITIES)
+            for s in severities:
+                part = ImageSet(block.images[(s - 1) * per: s * per], block.labels[(s - 1) * per: s * per])
+                yield f"{corruption}/{s}", _at_resolution(part, size, channels, name)
+        return
+    data = load_split(spec.source, "test", data_dir, download=download)
+    if isinstance(data, FolderSet):
+        data = data.with_workers(num_workers)
+    elif spec.kind == "ood":
+        data = ImageSet(data.images, torch.full_like(data.labels, -1))
+    yield "test", _at_resolution(data, size, channels, name)
+
+
+def load_eval_set(name: str, data_dir, **kwargs) -> Dict[str, Any]:
+    """Every sub-set of ``name`` at once: ``{"gaussian_noise/3": ImageSet, ...}`` or ``{"test": ...}``."""
+    return dict(iter_eval_set(name, data_dir, **kwargs))
+
+
+def objectnet_mapping(data_dir) -> ObjectNetMapping:
+    src = get_source("objectnet")
+    return src.mapping(src.folder(resolve_root(data_dir)))
+
+
+def objectnet_allowed_ids(data_dir) -> list:
+    """The ImageNet class ids (torchvision order) that ObjectNet's 113 shared classes map to (125 ids)."""
+    return objectnet_mapping(data_dir).allowed_ids
+
+
+def require_eval_sets(cfg, data_dir) -> None:
+    """Fail before training, not after it, when an eval set of ``cfg.eval`` is missing; with
+    ``dataset.download=true``, fetch and verify it now instead."""
+    root = resolve_root(data_dir)
+    download = bool(cfg.dataset.get("download", False))
+    for name in dict.fromkeys([*cfg.eval.shift, *cfg.eval.ood]):
+        src = get_source(EVAL_SETS[name].source)
+        folder = src.folder(root)
+        missing = src.missing(folder)
+        if not missing or (src.cached and all(src.cache_path(root, s).is_file() for s in src.counts)):
+            continue
+        if download and not src.manual:
+            ensure_verified(src, root, download=True)
+        else:
+            raise MissingDataError(missing_message(src, root, folder, missing))
+
+
+def evaluate_eval_sets(
+    model,
+    cfg,
+    data_dir,
+    device,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int,
+    image_shape: Tuple[int, int, int],
+    autocast_dtype=None,
+    names: Sequence[str] | None = None,
+    transform=None,
+    logit_transform=None,
+) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """Run ``model`` on every set of ``cfg.eval.shift`` and ``cfg.eval.ood`` (or only ``names``).
+
+    ``transform`` maps input batches and ``logit_transform`` the logits (test-time rescaling).
+
+    Returns ``{set: {sub: result}}`` with ``result = {"acc": percent, "n": count}`` for shift sets
+    (ObjectNet: predictions restricted to the allowed ImageNet ids) and ``{"msp": (N,) max softmax
+    probability on the CPU, "n": count}`` for OOD sets. Inputs are normalised with the training ``mean``/``std``.
+    """
+    from mixexp.data.loader import build_loader
+    from mixexp.metrics import predict_logits
+
+    channels, size = int(image_shape[0]), int(image_shape[1])
+    ev = cfg.eval
+    results: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for name in (names if names is not None else [*ev.shift, *ev.ood]):
+        per: Dict[str, Dict[str, Any]] = {}
+        for sub, data in iter_eval_set(
+            name, data_dir, size=size, channels=channels, severities=list(ev.severities),
+            corruptions=list(ev.corruptions), download=bool(cfg.dataset.get("download", False)),
+            num_workers=int(cfg.dataset.get("num_workers", 0)),
+        ):
+            loader = build_loader(data, batch_size, device=device, mean=mean, std=std, train=False)
+            logits, labels = predict_logits(model, loader, autocast_dtype, transform=transform)
+            if logit_transform is not None:
+                logits = logit_transform(logits)
+            if EVAL_SETS[name].kind == "ood":
+                per[sub] = {"msp": logits.softmax(dim=1).amax(dim=1).cpu(), "n": len(data)}
+                continue
+            if isinstance(data, FolderSet) and data.class_ids is not None:
+                mapping = ObjectNetMapping(list(data.classes), [list(i) for i in data.class_ids])
+                allowed = torch.tensor(mapping.allowed_ids, device=logits.device)
+                pred = allowed[logits[:, allowed].argmax(dim=1)]
+                correct = mapping.membership(logits.shape[1]).to(logits.device)[labels, pred]
+            else:
+                correct = logits.argmax(dim=1) == labels
+            per[sub] = {"acc": correct.float().mean().item() * 100.0, "n": len(data)}
+        results[name] = per
+    return results
