@@ -51,7 +51,7 @@ def test_train_without_data_fails_with_one_line_and_exit_2(tmp_path):
 def test_prepare_imagenet_and_objectnet_from_a_source_folder(tmp_path, monkeypatch, capsys):
     elsewhere, root = tmp_path / "mine", tmp_path / "data"
     overrides = {"imagenet": fx.write_imagenet(elsewhere / "ILSVRC"), "objectnet": fx.write_objectnet(elsewhere)}
-    fx.patch_sources(monkeypatch, overrides)
+    fx.patch_sources(monkeypatch.setattr, overrides)
     assert main(["prepare", "imagenet", "--source", str(elsewhere / "ILSVRC"), "--data-dir", str(root)]) == 0
     # ObjectNet: the folder that holds objectnet-1.0/ is accepted too
     assert main(["--data-dir", str(root), "prepare", "objectnet", "--source", str(elsewhere)]) == 0
@@ -78,7 +78,7 @@ def test_prepare_downloads_from_the_url_table(tmp_path, monkeypatch, capsys):
     staging = tmp_path / "served"
     overrides = fx.write_cifar10_2(staging)
     sha = overrides["files"]["cifar102_test.npz"]
-    fx.patch_sources(monkeypatch, {"cifar10_2": {**overrides, "remotes": [
+    fx.patch_sources(monkeypatch.setattr, {"cifar10_2": {**overrides, "remotes": [
         Remote([(staging / "cifar102_test.npz").as_uri()], "cifar102_test.npz", sha)]}})
     root = tmp_path / "data"
     assert main(["prepare", "cifar10_2", "--no-progress", "--data-dir", str(root)]) == 0

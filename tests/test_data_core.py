@@ -110,3 +110,10 @@ def test_sharding_splits_the_epoch_into_disjoint_equal_parts():
         shards.append(torch.cat([y for _, y in loader]).tolist())
     assert len(shards[0]) == len(shards[1]) == 50
     assert not set(shards[0]) & set(shards[1])
+
+
+def test_a_final_training_batch_of_one_is_dropped_because_batchnorm_cannot_use_it():
+    loader = DeviceLoader(_toy(33), 8, device="cpu", mean=[0.0], std=[1.0], train=True)
+    assert len(loader) == 4 and [len(y) for _, y in loader] == [8, 8, 8, 8]
+    assert len(DeviceLoader(_toy(34), 8, device="cpu", mean=[0.0], std=[1.0], train=True)) == 5
+    assert len(DeviceLoader(_toy(33), 8, device="cpu", mean=[0.0], std=[1.0], train=False)) == 5  # eval keeps all

@@ -25,7 +25,7 @@ from mixexp.data.store import (
 def cifar10_root(tmp_path, monkeypatch):
     """A fresh root holding only the CIFAR-10 fixture (checksums patched)."""
     root = tmp_path / "data"
-    fx.patch_sources(monkeypatch, {"cifar10": fx.write_cifar10(root / "cifar10")})
+    fx.patch_sources(monkeypatch.setattr, {"cifar10": fx.write_cifar10(root / "cifar10")})
     return root
 
 
@@ -175,7 +175,7 @@ def _remote(path: Path, checksum=None, extract=True, urls=None) -> Remote:
 
 def test_prepare_downloads_verifies_unpacks_and_converts(tmp_path, monkeypatch):
     archive, overrides = _serve_cifar10_tar(tmp_path)
-    fx.patch_sources(monkeypatch, {"cifar10": {**overrides, "remotes": [_remote(archive)]}})
+    fx.patch_sources(monkeypatch.setattr, {"cifar10": {**overrides, "remotes": [_remote(archive)]}})
     root = tmp_path / "data"
     assert prepare("cifar10", root, progress=False) == f"cifar10: ready in {root}/cifar10"
     assert (root / "cifar10" / "cache" / "train.pt").is_file() and (root / "cifar10" / "cache" / "test.pt").is_file()
@@ -186,7 +186,7 @@ def test_prepare_downloads_verifies_unpacks_and_converts(tmp_path, monkeypatch):
 
 def test_stale_partial_downloads_are_cleared_and_never_used(tmp_path, monkeypatch):
     archive, overrides = _serve_cifar10_tar(tmp_path)
-    fx.patch_sources(monkeypatch, {"cifar10": {**overrides, "remotes": [_remote(archive)]}})
+    fx.patch_sources(monkeypatch.setattr, {"cifar10": {**overrides, "remotes": [_remote(archive)]}})
     root = tmp_path / "data"
     stale = root / "cifar10" / ".cifar-10-python.tar.gz.k1ll3d.part"
     stale.parent.mkdir(parents=True)
@@ -200,7 +200,7 @@ def test_stale_partial_downloads_are_cleared_and_never_used(tmp_path, monkeypatc
 
 def test_training_with_download_true_prepares_on_first_use(tmp_path, monkeypatch):
     archive, overrides = _serve_cifar10_tar(tmp_path)
-    fx.patch_sources(monkeypatch, {"cifar10": {**overrides, "remotes": [_remote(archive)]}})
+    fx.patch_sources(monkeypatch.setattr, {"cifar10": {**overrides, "remotes": [_remote(archive)]}})
     cfg = cfg_for("cifar10", tmp_path / "data", "dataset.download=true")
     data = load_dataset(cfg.dataset, cfg.paths.data_dir)
     assert data.train.images.shape == (fx.N_TRAIN, 3, 32, 32)
@@ -213,7 +213,7 @@ def _no_partial_files(folder: Path) -> list:
 def test_download_with_wrong_checksum_is_discarded(tmp_path, monkeypatch):
     archive, overrides = _serve_cifar10_tar(tmp_path)
     bad = "md5:" + "0" * 32
-    fx.patch_sources(monkeypatch, {"cifar10": {**overrides, "remotes": [_remote(archive, checksum=bad)]}})
+    fx.patch_sources(monkeypatch.setattr, {"cifar10": {**overrides, "remotes": [_remote(archive, checksum=bad)]}})
     root = tmp_path / "data"
     with pytest.raises(ChecksumError) as e:
         prepare("cifar10", root, progress=False)
@@ -243,7 +243,7 @@ class _Dropping(io.BytesIO):
 @pytest.mark.parametrize("error", [ConnectionResetError("connection reset by peer"), KeyboardInterrupt()])
 def test_interrupted_download_leaves_no_file_that_passes_for_complete(tmp_path, monkeypatch, error):
     archive, overrides = _serve_cifar10_tar(tmp_path)
-    fx.patch_sources(monkeypatch, {"cifar10": {**overrides, "remotes": [_remote(archive)]}})
+    fx.patch_sources(monkeypatch.setattr, {"cifar10": {**overrides, "remotes": [_remote(archive)]}})
     monkeypatch.setattr(store, "_open_url", lambda url: _Dropping(archive.read_bytes(), error))
     root = tmp_path / "data"
     expected = DataError if isinstance(error, Exception) else KeyboardInterrupt
@@ -260,7 +260,7 @@ def test_download_falls_back_to_the_next_mirror(tmp_path, monkeypatch):
     overrides = fx.write_cifar10_1(staging)
     remotes = [Remote([(staging / "nowhere" / f).as_uri(), (staging / f).as_uri()], f, overrides["files"][f])
                for f in ("cifar10.1_v6_data.npy", "cifar10.1_v6_labels.npy")]
-    fx.patch_sources(monkeypatch, {"cifar10_1": {**overrides, "remotes": remotes}})
+    fx.patch_sources(monkeypatch.setattr, {"cifar10_1": {**overrides, "remotes": remotes}})
     prepare("cifar10_1", root, progress=False)
     assert load_split("cifar10_1", "test", root).labels.tolist() == [i % 10 for i in range(fx.N_TEST)]
 
@@ -270,7 +270,7 @@ def test_prepare_fetches_again_when_a_present_file_is_corrupt(tmp_path, monkeypa
     overrides = fx.write_cifar10_1(staging)
     remotes = [Remote([(staging / f).as_uri()], f, overrides["files"][f])
                for f in ("cifar10.1_v6_data.npy", "cifar10.1_v6_labels.npy")]
-    fx.patch_sources(monkeypatch, {"cifar10_1": {**overrides, "remotes": remotes}})
+    fx.patch_sources(monkeypatch.setattr, {"cifar10_1": {**overrides, "remotes": remotes}})
     root = tmp_path / "data"
     (root / "cifar10_1").mkdir(parents=True)
     for f in ("cifar10.1_v6_data.npy", "cifar10.1_v6_labels.npy"):
@@ -315,7 +315,7 @@ def test_missing_eval_sets_fail_before_training_or_are_fetched(tmp_path, monkeyp
         require_eval_sets(cfg, tmp_path)
     staging = tmp_path / "served"
     c101 = fx.write_cifar10_1(staging)
-    fx.patch_sources(monkeypatch, {
+    fx.patch_sources(monkeypatch.setattr, {
         "cifar10_1": {**c101, "remotes": [Remote([(staging / f).as_uri()], f, c101["files"][f]) for f in c101["files"]]},
         "svhn": fx.write_svhn(tmp_path / "svhn")})
     with pytest.raises(MissingDataError, match="cifar10_1"):

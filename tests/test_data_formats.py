@@ -137,11 +137,14 @@ def test_imagenet_streams_through_the_same_loader_interface(data_root):
     assert data.mean == (0.485, 0.456, 0.406) and data.train.num_workers == 0
     train = build_loader(data.train, 4, device="cpu", mean=data.mean, std=data.std, train=True, flip=True,
                          crop_padding=0)
-    assert isinstance(train, StreamingLoader) and len(train) == 3 and train.num_examples == 9
+    # 9 images in batches of 4: the final batch of one is left out (BatchNorm cannot train on it)
+    assert isinstance(train, StreamingLoader) and len(train) == 2 and train.num_examples == 9
     batches = list(train)
-    assert [tuple(x.shape) for x, _ in batches] == [(4, 3, 224, 224)] * 2 + [(1, 3, 224, 224)]
+    assert [tuple(x.shape) for x, _ in batches] == [(4, 3, 224, 224)] * 2
     assert batches[0][0].dtype == torch.float32 and batches[0][1].dtype == torch.int64
-    assert sorted(torch.cat([y for _, y in batches]).tolist()) == data.train.labels.tolist()
+    seen = sorted(torch.cat([y for _, y in batches]).tolist())
+    assert len(seen) == 8 and set(seen) <= set(data.train.labels.tolist())
+    assert len(build_loader(data.train, 3, device="cpu", mean=data.mean, std=data.std, train=True)) == 3
     test = build_loader(data.test, 4, device="cpu", mean=data.mean, std=data.std, train=False, drop_last=True)
     assert len(test) == 1 and [y.tolist() for _, y in test] == [[0, 0, 1, 1]]
     sharded = build_loader(data.train, 2, device="cpu", mean=data.mean, std=data.std, train=True, rank=1, world_size=2)

@@ -20,6 +20,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import torch
 
 from mixexp.data.augment import Normalize
+from mixexp.data.loader import drops_last_batch
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
@@ -169,7 +170,7 @@ class StreamingLoader:
             sampler=self.sampler,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
-            drop_last=drop_last,
+            drop_last=drops_last_batch(len(self.sampler), batch_size, train, drop_last),
             persistent_workers=workers > 0,
             prefetch_factor=4 if workers > 0 else None,
         )

@@ -14,6 +14,12 @@ from mixexp.data.augment import Normalize, random_crop, random_flip
 from mixexp.data.imageset import ImageSet
 
 
+def drops_last_batch(num_examples: int, batch_size: int, train: bool, drop_last: bool) -> bool:
+    """Whether an epoch leaves out its final partial batch: when asked to, and in training whenever
+    that batch would hold a single example (BatchNorm cannot normalise a batch of one)."""
+    return drop_last or (train and num_examples % batch_size == 1)
+
+
 class DeviceLoader:
     """Batches of (normalised float images, int64 labels) from an :class:`ImageSet`.
 
@@ -57,7 +63,9 @@ class DeviceLoader:
 
     def __len__(self) -> int:
         n = self.num_examples
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if drops_last_batch(n, self.batch_size, self.train, self.drop_last):
+            return n // self.batch_size
+        return -(-n // self.batch_size)
 
     def _order(self) -> torch.Tensor:
         n = len(self.data)

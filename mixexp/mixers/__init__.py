@@ -6,6 +6,7 @@ from mixexp.mixers.base import MixedBatch, Mixer, NoMixing, random_partner, samp
 from mixexp.mixers.cutmix import CutMix, cutmix, cutmix_box_mask
 from mixexp.mixers.lamix import LaMix, global_soft_label, lamix_target
 from mixexp.mixers.mixup import Mixup, mixup
+from mixexp.mixers.puzzlemix import PuzzleMix, graph_cut_mask, puzzle_mix
 
 
 def _lamix(cfg, feature_dim: int, num_classes: int, **_) -> LaMix:
@@ -22,6 +23,7 @@ MIXERS: Dict[str, Callable[..., Mixer]] = {
     "mixup": lambda cfg, **_: Mixup(cfg.alpha, cfg.per_sample, cfg.prob),
     "cutmix": lambda cfg, **_: CutMix(cfg.alpha, cfg.per_sample, cfg.prob),
     "lamix": _lamix,
+    "puzzlemix": lambda cfg, **_: PuzzleMix.from_config(cfg),
 }
 
 
@@ -46,4 +48,5 @@ def mixing_stop_epoch(cfg, epochs: int) -> int:
 __all__ = [
     "MIXERS", "CutMix", "LaMix", "global_soft_label", "lamix_target", "mixing_stop_epoch", "MixedBatch", "Mixer", "Mixup", "NoMixing", "build_mixer",
     "cutmix", "cutmix_box_mask", "mixup", "random_partner", "sample_lambda",
+    "PuzzleMix", "graph_cut_mask", "puzzle_mix",
 ]
