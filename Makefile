@@ -17,6 +17,8 @@ help:
 	@echo "make test   - run the test suite"
 	@echo "make methods-demo - every method of the papers on the digits (SEM, ES, LaMix, PuzzleMix, LS, rescaling)"
 	@echo "make bench  - speed of the data pipeline, the training step and each method (writes bench.json)"
+	@echo "make reproduce-<paper>-<table> [SMOKE=1] [LOGGER=wandb] - a paper table's sweep, then reports/<paper>-<table>.md"
+	@echo "     targets: $$($(BIN)/python -c 'from mixexp.reproduce import TARGETS; print(" ".join(TARGETS))' 2>/dev/null) all"
 	@echo "make install - create $(VENV) and install mixexp into it"
 
 $(STAMP): pyproject.toml
@@ -39,6 +41,11 @@ methods-demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+# Paper tables: make reproduce-sem-table1, ..., make reproduce-all. SMOKE=1: the same grids with a tiny
+# budget on fixture data (minutes on a CPU). LOGGER=wandb: runs and reports go to W&B too.
+reproduce-%: $(STAMP)
+	$(BIN)/mixexp-reproduce $* $(if $(filter 1,$(SMOKE)),--smoke) $(if $(LOGGER),--logger $(LOGGER)) $(ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -36,6 +36,9 @@ class DatasetConfig:
     # Per-channel normalisation, in [0, 1] pixel units; one value per channel the dataset has.
     mean: List[float] = field(default_factory=list)
     std: List[float] = field(default_factory=list)
+    # The standard distribution-shift and OOD benchmarks of this training set (used by eval=standard).
+    shift_sets: List[str] = field(default_factory=list)
+    ood_sets: List[str] = field(default_factory=list)
     # ``digits``: share of the 1797 images held out for testing (stratified, fixed seed).
     test_fraction: float = 0.2
     # ``synthetic``: class-conditional random images.

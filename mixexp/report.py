@@ -89,10 +89,30 @@ def find_runs(root: Path) -> List[Run]:
     return runs
 
 
+def _owner(key: str) -> str | None:
+    """The key whose value usually decides ``key``'s: a dataset's or model's own settings follow its name,
+    a mixer's, regularizer's or loss's follow the method."""
+    if key.startswith(("mixer.", "regularizer.", "loss.", "eval.rescaled")):
+        return "method"
+    for group in ("dataset", "model"):
+        if key.startswith(group + ".") and key != f"{group}.name":
+            return f"{group}.name"
+    return None
+
+
 def varying_keys(runs: Sequence[Run]) -> List[str]:
-    keys = ["method"] + sorted({k for r in runs for k in r.config} - {"method"})
+    """``method`` if it varies, then every other key that splits runs: a key owned by another (a dataset's
+    mean by its name, a mixer's option by the method) only when it splits runs that agree on the owner."""
+    keys = sorted({k for r in runs for k in r.config} - {"method"})
     keys = [k for k in keys if not k.startswith(IGNORED_PREFIXES) and k not in METHOD_KEYS]
-    return [k for k in keys if len({repr(r.config.get(k)) for r in runs}) > 1]
+    shown = ["method"] if len({r.config["method"] for r in runs}) > 1 else []
+    for key in keys:
+        groups: Dict[Any, List[Run]] = {}
+        for r in runs:
+            groups.setdefault(repr(r.config.get(_owner(key))) if _owner(key) else None, []).append(r)
+        if any(len({repr(r.config.get(key)) for r in group}) > 1 for group in groups.values()):
+            shown.append(key)
+    return shown
 
 
 def group_runs(runs: Sequence[Run], keys: Sequence[str]) -> List[Row]:
@@ -122,11 +142,22 @@ def format_cell(values: Sequence[float], metric: str) -> str:
     return f"{mean:.{d}f} ± {std:.{d}f}" if n > 1 else f"{mean:.{d}f}"
 
 
-def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS):
+def select(runs: Sequence[Run], where: Sequence[str]) -> List[Run]:
+    """Runs whose config matches every ``key=value[,value...]`` of ``where`` (``method`` included)."""
+    chosen = list(runs)
+    for clause in where:
+        key, _, values = clause.partition("=")
+        allowed = set(values.split(","))
+        chosen = [r for r in chosen if str(r.config.get(key)) in allowed]
+    return chosen
+
+
+def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS, where: Sequence[str] = ()):
     """Return (markdown text, csv rows, number of unfinished runs)."""
-    runs = find_runs(root)
+    runs = select(find_runs(root), where)
     if not runs:
-        raise FileNotFoundError(f"no runs below {root} (a run folder holds config.yaml and metrics.json)")
+        what = f" matching {' '.join(where)}" if where else ""
+        raise FileNotFoundError(f"no runs below {root}{what} (a run folder holds config.yaml and metrics.json)")
     finished = [r for r in runs if r.metrics is not None]
     keys = varying_keys(runs) or ["name"]
     rows = group_runs(finished, keys)
@@ -209,12 +240,29 @@ def build_paper_report(root: Path, table_name: str):
     return text, csv_rows
 
 
+def log_report_to_wandb(name: str, rows: List[Dict[str, Any]], project: str = "mixexp") -> None:
+    """Log a report as a W&B Table in a run of its own (group = the report's name, job type "report");
+    offline unless WANDB_MODE says otherwise."""
+    import os
+
+    import wandb
+
+    columns = list(rows[0]) if rows else []
+    run = wandb.init(project=project, group=name, job_type="report", name=f"report-{name}",
+                     mode=os.environ.get("WANDB_MODE", "offline"), reinit="finish_previous")
+    run.log({name: wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])})
+    run.finish()
+
+
 def cli(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mixexp-report", description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="folder to search for runs (e.g. a sweep's multirun folder)")
     parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                         help=f"comma-separated metrics.json keys (default: {','.join(DEFAULT_METRICS)})")
     parser.add_argument("--out", type=Path, default=None, help="where report.md and report.csv go (default: DIR)")
+    parser.add_argument("--where", nargs="*", default=[], metavar="KEY=VALUE[,VALUE]",
+                        help="only runs whose config matches, e.g. method=lamix dataset.name=cifar100")
+    parser.add_argument("--wandb", action="store_true", help="also log the report as a W&B Table")
     parser.add_argument("--table", default=None,
                         help="lay the runs out as a paper's table beside its published numbers (e.g. sem-table1); "
                              "writes <out>/<table>.md and .csv")
@@ -228,6 +276,8 @@ def cli(argv: Sequence[str] | None = None) -> None:
         out = args.out or args.dir
         write_text(out / f"{args.table}.md", text)
         write_csv(out / f"{args.table}.csv", csv_rows)
+        if args.wandb:
+            log_report_to_wandb(args.table, csv_rows)
         print(text, end="")
         print(f"\nwritten: {out / (args.table + '.md')}, {out / (args.table + '.csv')}")
         return
@@ -235,13 +285,15 @@ def cli(argv: Sequence[str] | None = None) -> None:
         print(f"error: {args.dir} is not a directory", file=sys.stderr)
         sys.exit(2)
     try:
-        text, csv_rows, _ = build_report(args.dir, [m for m in args.metrics.split(",") if m])
+        text, csv_rows, _ = build_report(args.dir, [m for m in args.metrics.split(",") if m], args.where)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     out = args.out or args.dir
     write_text(out / "report.md", text)
     write_csv(out / "report.csv", csv_rows)
+    if args.wandb:
+        log_report_to_wandb(args.dir.name, csv_rows)
     print(text, end="")
     print(f"\nwritten: {out / 'report.md'}, {out / 'report.csv'}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import statistics
 import sys
 import time
@@ -165,6 +166,8 @@ class Trainer:
             if (self.run_dir / "metrics.json").exists():
                 existing = json.loads((self.run_dir / "metrics.json").read_text())
         metrics = {**existing, **self._final_metrics(logits, labels)}
+        if "wall_s" in existing:  # a re-evaluation: wall_s stays the time the run took
+            metrics["wall_s"] = existing["wall_s"]
         metrics.update(self._evaluate_sets(logits, existing))
         if self.dist.is_main:
             write_json(self.run_dir / "metrics.json", metrics)
@@ -193,6 +196,8 @@ class Trainer:
                                 img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
                 bar.update(redraw)
         loss_mean, acc = (loss_sum / seen).item(), (correct_sum / seen).item() * 100.0  # syncs the device
+        if not math.isfinite(loss_mean):
+            log.warning("epoch %d: the training loss is %s: the run has diverged (lower optim.lr?)", self.epoch + 1, loss_mean)
         seconds = time.perf_counter() - start
         if bar is not None:
             bar.close()

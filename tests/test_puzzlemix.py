@@ -285,3 +285,13 @@ def test_bad_options_give_one_line_errors(override, message):
     with pytest.raises(ConfigError) as info:
         validate(compose_cfg(["mixer=puzzlemix", override]))
     assert str(info.value) == message
+
+
+def test_non_finite_gradients_give_zero_saliency_not_a_crash():
+    from mixexp.mixers.puzzlemix import input_saliency
+
+    grad = torch.ones(2, 3, 4, 4)
+    grad[0, :, 0, 0] = float("nan")
+    grad[1, 0, 1, 1] = float("inf")
+    s = input_saliency(grad)
+    assert torch.isfinite(s).all() and s[0, 0, 0].item() == 0.0 and s[0, 1, 1].item() == 1.0

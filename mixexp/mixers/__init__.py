@@ -2,7 +2,7 @@
 
 from typing import Callable, Dict
 
-from mixexp.mixers.base import MixedBatch, Mixer, NoMixing, random_partner, sample_lambda
+from mixexp.mixers.base import MixedBatch, Mixer, NoMixing, PairMixer, random_partner, sample_lambda
 from mixexp.mixers.cutmix import CutMix, cutmix, cutmix_box_mask
 from mixexp.mixers.lamix import LaMix, global_soft_label, lamix_target
 from mixexp.mixers.mixup import Mixup, mixup
@@ -46,7 +46,7 @@ def mixing_stop_epoch(cfg, epochs: int) -> int:
 
 
 __all__ = [
-    "MIXERS", "CutMix", "LaMix", "global_soft_label", "lamix_target", "mixing_stop_epoch", "MixedBatch", "Mixer", "Mixup", "NoMixing", "build_mixer",
+    "MIXERS", "CutMix", "LaMix", "PairMixer", "global_soft_label", "lamix_target", "mixing_stop_epoch", "MixedBatch", "Mixer", "Mixup", "NoMixing", "build_mixer",
     "cutmix", "cutmix_box_mask", "mixup", "random_partner", "sample_lambda",
     "PuzzleMix", "graph_cut_mask", "puzzle_mix",
 ]

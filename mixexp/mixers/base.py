@@ -68,6 +68,20 @@ class Mixer(nn.Module):
         return mixed_cross_entropy(logits, y, mixed.partner, mixed.lam, self.label_smoothing)
 
 
+class PairMixer(Mixer):
+    """A mixer of random pairs: lambda ~ Beta(alpha, alpha) (per batch, or per example), the partner of
+    example i a uniform random permutation of the batch, and a batch left unmixed with prob 1 - prob."""
+
+    def __init__(self, alpha: float = 1.0, per_sample: bool = False, prob: float = 1.0) -> None:
+        super().__init__()
+        self.alpha, self.per_sample, self.prob = alpha, per_sample, prob
+
+    def draw(self, x: torch.Tensor) -> tuple:
+        """(lambda (B,), partner (B,)) for the batch ``x``."""
+        lam = sample_lambda(self.alpha, x.shape[0], self.per_sample, self.prob, x.device)
+        return lam, random_partner(x.shape[0], x.device)
+
+
 class NoMixing(Mixer):
     """ERM: the batch is returned untouched with lambda = 1 and each example its own partner."""
 

@@ -6,7 +6,7 @@ from typing import Tuple
 
 import torch
 
-from mixexp.mixers.base import MixedBatch, Mixer, random_partner, sample_lambda
+from mixexp.mixers.base import MixedBatch, PairMixer
 
 
 def cutmix_box_mask(lam: torch.Tensor, height: int, width: int, per_sample: bool) -> torch.Tensor:
@@ -45,15 +45,10 @@ def cutmix(x: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, per_sample
     return mixed, kept
 
 
-class CutMix(Mixer):
+class CutMix(PairMixer):
     """lambda ~ Beta(alpha, alpha); box area 1 - lambda; lambda then set to the true kept share."""
 
-    def __init__(self, alpha: float = 1.0, per_sample: bool = False, prob: float = 1.0) -> None:
-        super().__init__()
-        self.alpha, self.per_sample, self.prob = alpha, per_sample, prob
-
     def forward(self, x: torch.Tensor, y=None, model=None) -> MixedBatch:
-        lam = sample_lambda(self.alpha, x.shape[0], self.per_sample, self.prob, x.device)
-        partner = random_partner(x.shape[0], x.device)
+        lam, partner = self.draw(x)
         mixed, kept = cutmix(x, partner, lam, self.per_sample)
         return MixedBatch(mixed, partner, kept)

@@ -81,8 +81,11 @@ _GCO_LOCK = threading.Lock()
 
 
 def input_saliency(grad: torch.Tensor) -> torch.Tensor:
-    """sqrt(mean over channels of grad^2): (B, C, H, W) -> (B, H, W)."""
-    return grad.float().pow(2).mean(dim=1).sqrt()
+    """sqrt(mean over channels of grad^2): (B, C, H, W) -> (B, H, W).
+
+    A diverged model's non-finite gradients count as no saliency, so that the cut still gets finite
+    costs (the trainer warns about the divergence itself)."""
+    return torch.nan_to_num(grad.float().pow(2).mean(dim=1).sqrt(), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def valid_grid_sizes(sizes: Sequence[int], height: int, width: int) -> List[int]:

@@ -1,0 +1,156 @@
+"""Issue 6: the evaluation metrics against independent computations, the paper-layout reports, shared
+runs that gain evaluation sets without retraining, and a table reproduced end to end on fixture data."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from conftest import run_cli
+from fixtures_data import compose, data_root, fixture_tree  # noqa: F401  (pytest fixtures)
+from mixexp.config import validate
+from mixexp.evaluation import eval_set_metrics, ood_auroc
+from mixexp.metrics import classification_metrics
+from mixexp.report import build_paper_report
+from mixexp.tables import load_tables
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ood_auroc_matches_scikit_learn(seed):
+    gen = torch.Generator().manual_seed(seed)
+    in_scores, ood_scores = torch.rand(300, generator=gen) * 0.8 + 0.2, torch.rand(200, generator=gen)
+    ood_scores[:20] = in_scores[:20]  # ties count one half, as in scikit-learn
+    expected = roc_auc_score(np.r_[np.ones(300), np.zeros(200)], np.r_[in_scores.numpy(), ood_scores.numpy()])
+    assert ood_auroc(in_scores, ood_scores) == pytest.approx(100 * expected, abs=1e-4)
+
+
+def test_ece_matches_an_independent_15_bin_computation():
+    gen = torch.Generator().manual_seed(0)
+    logits, labels = 3 * torch.randn(1000, 10, generator=gen), torch.randint(0, 10, (1000,), generator=gen)
+    p = logits.softmax(1).numpy()
+    conf, pred, y = p.max(1), p.argmax(1), labels.numpy()
+    bins = np.minimum((conf * 15).astype(int) - (conf * 15 == np.floor(conf * 15)), 14)  # (k/15, (k+1)/15]
+    ece = sum(abs((pred[bins == k] == y[bins == k]).mean() - conf[bins == k].mean()) * (bins == k).mean()
+              for k in range(15) if (bins == k).any())
+    metrics = classification_metrics(logits, labels)
+    assert metrics["test_ece"] == pytest.approx(ece, abs=1e-5)
+    assert metrics["test_acc"] == pytest.approx(100 * (pred == y).mean())
+    assert metrics["test_nll"] == pytest.approx(-np.log(p[np.arange(1000), y]).mean(), rel=1e-5)
+
+
+def test_corruption_accuracy_is_the_mean_over_corruptions_and_severities():
+    parts = {f"{c}/{s}": {"acc": 10.0 * s + i, "n": 4} for i, c in enumerate(["fog", "snow", "frost"]) for s in (1, 2, 3, 4, 5)}
+    results = {"cifar10_c": parts, "svhn": {"test": {"msp": torch.tensor([0.1, 0.2]), "n": 2}}}
+    metrics = eval_set_metrics(results, in_scores=torch.tensor([0.9, 0.15]))
+    assert metrics["cifar10_c_acc"] == pytest.approx(np.mean([10.0 * s + i for i in range(3) for s in range(1, 6)]))
+    assert metrics["ood_svhn_auroc"] == pytest.approx(75.0)  # pairs won: 0.9>0.1, 0.9>0.2, 0.15>0.1; lost 0.15<0.2
+
+
+def _fake_run(root, name, dataset, model, mixer, seed, metrics, **extra):
+    run = root / name
+    run.mkdir(parents=True)
+    cfg = {"dataset": {"name": dataset}, "model": {"name": model}, "seed": seed,
+           "mixer": {"name": mixer, "stop_fraction": extra.get("stop"), "stop_epoch": None,
+                     "lamix_inputs": "average", "lamix_original_batches": True, "lamix_global_label": True},
+           "regularizer": {"name": extra.get("reg", "none")}, "loss": {"label_smoothing": 0.0}}
+    import yaml
+
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_sem_table1_report_layout(tmp_path):
+    for seed, acc in [(0, 95.0), (1, 96.0)]:
+        _fake_run(tmp_path, f"a{seed}", "cifar10", "preactresnet18", "mixup", seed, {"test_acc": acc}, reg="sem")
+    _fake_run(tmp_path, "b", "cifar100", "wrn28_10", "cutmix", 0, {"test_acc": 80.0}, stop=0.9, reg="sem")
+    text, rows = build_paper_report(tmp_path, "sem-table1")
+    lines = [l for l in text.splitlines() if l.startswith("|")]
+    assert lines[0] == ("| method | cifar10 preactresnet18 ours | paper | Δ | cifar100 preactresnet18 ours | paper | Δ | "
+                        "tinyimagenet preactresnet18 ours | paper | Δ | cifar10 wrn28_10 ours | paper | Δ | "
+                        "cifar100 wrn28_10 ours | paper | Δ | tinyimagenet wrn28_10 ours | paper | Δ |")
+    methods = [l.split(" | ")[0][2:] for l in lines[2:]]
+    assert methods == load_tables()["sem-table1"].methods == [
+        "erm", "mixup", "mixup+sem", "mixup+es", "mixup+es+sem", "cutmix", "cutmix+sem", "cutmix+es", "cutmix+es+sem"]
+    row = lines[2 + methods.index("mixup+sem")].split(" | ")
+    assert row[1:4] == ["95.50 ± 0.71 (2)", "96.45", "-0.95"]  # ours (mean ± sample std, n) | paper | delta
+    assert row[4:7] == ["missing", "79.31", "—"]  # no run: missing, never zero
+    assert lines[2 + methods.index("cutmix+es+sem")].split(" | ")[13:16] == ["80.00 ± 0.00 (1)", "83.44", "-3.44"]
+    assert len(rows) == 9 * 6 and {r["metric"] for r in rows} == {"accuracy"}
+
+
+def test_lamix_table1_report_layout_uses_error_rates(tmp_path):
+    _fake_run(tmp_path, "l0", "svhn", "resnet50", "lamix", 0, {"test_error": 2.5, "test_acc": 97.5})
+    _fake_run(tmp_path, "l1", "svhn", "resnet50", "lamix", 1, {"test_error": 2.3, "test_acc": 97.7})
+    text, rows = build_paper_report(tmp_path, "lamix-table1")
+    lines = [l for l in text.splitlines() if l.startswith("|")]
+    titles = [c for c in lines[0].strip("| ").split(" | ") if c.endswith(" ours")]
+    assert titles[:3] == ["mnist preactresnet18 ours", "fashion_mnist preactresnet18 ours", "svhn preactresnet18 ours"]
+    assert len(titles) == 10 and "(error %)" in text
+    assert [l.split(" | ")[0][2:] for l in lines[2:]] == ["erm", "mixup", "cutmix", "lamix"]
+    cell = next(r for r in rows if r["method"] == "lamix" and r["dataset"] == "svhn" and r["model"] == "resnet50")
+    assert (cell["n"], cell["paper"], cell["paper_std"]) == (2, 2.39, 0.06)
+    assert cell["ours_mean"] == pytest.approx(2.4) and cell["delta"] == pytest.approx(0.01)
+
+
+def test_a_finished_run_gains_evaluation_sets_without_training(data_root, tmp_path):
+    from mixexp.trainer import Trainer
+
+    base = ["dataset=cifar10", f"paths.data_dir={data_root}", "model=simplecnn", "model.width=8", "trainer.epochs=1",
+            "trainer.batch_size=8", "trainer.device=cpu", "trainer.progress=log", "mixer=mixup", "resume=true"]
+    cfg = compose(base)
+    validate(cfg)
+    first = Trainer(cfg, tmp_path / "run").fit()
+    assert "cifar10_1_acc" not in first
+    ckpt = tmp_path / "run" / "last.pt"
+    stamp = ckpt.stat().st_mtime_ns
+    cfg = compose(base + ["eval=standard", "eval.rescaled=true"])
+    validate(cfg)
+    later = Trainer(cfg, tmp_path / "run").fit()
+    assert ckpt.stat().st_mtime_ns == stamp  # no training step, no new checkpoint
+    assert later["test_acc"] == first["test_acc"] and later["wall_s"] == first["wall_s"]
+    for key in ["cifar10_c_acc", "cifar10_1_acc", "cifar10_2_acc", "ood_svhn_auroc", "ood_lsun_crop_auroc",
+                "rescaled_cifar10_c_acc", "rescaled_ood_svhn_auroc", "rescaled_test_acc"]:
+        assert key in later, key
+    breakdown = json.loads((tmp_path / "run" / "eval_breakdown.json").read_text())
+    assert len(breakdown["cifar10_c"]) == 15 * 5 and "rescaled_cifar10_c" in breakdown
+
+
+def test_a_table_reproduced_on_fixture_data(tmp_path):
+    result = run_cli(["mixexp-reproduce", "rescaled-imagenet", "--smoke", "--root", str(tmp_path)], cwd=tmp_path,
+                     timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ub = (tmp_path / "reports" / "smoke" / "rescaled-ub.md").read_text()
+    assert "| method | imagenet resnet50 top1 ours | paper | Δ | imagenet resnet50 ece ours |" in ub
+    erm, mixup = [l for l in ub.splitlines() if l.startswith("| erm") or l.startswith("| mixup+rescaled")]
+    assert erm.split(" | ")[2] == "76.20" and mixup.split(" | ")[11] == "28.30"  # published numbers filled in
+    assert "(1) |" in mixup.split(" | ")[10] + " |"  # ours: one smoke run on ObjectNet, rescaled
+    pwc = (tmp_path / "reports" / "smoke" / "rescaled-pwc.csv").read_text().splitlines()
+    assert pwc[0].startswith("method,dataset,model,metric,key") and "rescaled_objectnet_top1" in pwc[1]
+
+
+def test_unknown_reproduce_target_is_a_one_line_error():
+    result = run_cli(["mixexp-reproduce", "sem-table9"])
+    assert result.returncode == 2 and result.stderr.startswith("error: target 'sem-table9' is not allowed: choose one of all, sem-table1")
+
+
+def test_a_report_is_logged_as_a_wandb_table_offline(tmp_path, monkeypatch):
+    from mixexp.report import log_report_to_wandb
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    rows = [{"method": "mixup", "dataset": "cifar10", "ours_mean": 95.5, "paper": 95.77},
+            {"method": "erm", "dataset": "cifar10", "ours_mean": 94.1, "paper": 94.62}]
+    log_report_to_wandb("sem-table1", rows)
+    logs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(logs) == 1
+    raw = logs[0].read_bytes()
+    assert b"sem-table1" in raw and b"report" in raw  # group and job type
+    tables = list((tmp_path / "wandb").glob("offline-run-*/files/media/table/*.table.json"))
+    data = json.loads(tables[0].read_text())
+    assert data["columns"] == ["method", "dataset", "ours_mean", "paper"] and data["data"][1] == ["erm", "cifar10", 94.1, 94.62]
