@@ -170,6 +170,8 @@ class TrainerConfig:
     channels_last: bool = True
     # Bit-exact repeatability on CUDA (cuDNN deterministic kernels, no benchmark autotuning).
     deterministic: bool = False
+    # torch.compile the model's feature extractor (every forward goes through it); pays off on GPU.
+    compile: bool = False
     # Progress bar: "auto" draws one when stderr is a terminal, else plain log lines.
     progress: str = "auto"
     # Save last.pt every epoch (atomically), so that resume=true can continue.

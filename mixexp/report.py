@@ -255,6 +255,9 @@ def log_report_to_wandb(name: str, rows: List[Dict[str, Any]], project: str = "m
 
 
 def cli(argv: Sequence[str] | None = None) -> None:
+    import signal
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `mixexp-report DIR | head` ends quietly
     parser = argparse.ArgumentParser(prog="mixexp-report", description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="folder to search for runs (e.g. a sweep's multirun folder)")
     parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS),

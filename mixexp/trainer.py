@@ -92,6 +92,10 @@ class Trainer:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.model.to(self.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        if t.compile:
+            # compile the feature extractor, not the module: every path (forward, SEM's clean pass,
+            # PuzzleMix's saliency pass) goes through it, and the state_dict keeps its plain keys
+            self.model.features = torch.compile(self.model.features)
         eps = cfg.loss.label_smoothing
         self.mixer = build_mixer(cfg.mixer, self.model.feature_dim, data.num_classes, eps).to(self.device)
         # ES: from this epoch on, plain ERM (no mixing, no term that needs a mixed batch)
@@ -192,9 +196,9 @@ class Trainer:
             correct_sum += mixed_correct(logits.detach(), y, mixed.partner, mixed.lam)
             seen += y.shape[0]
             if bar is not None and (step + 1) % redraw == 0:
-                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}",
-                                img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
                 bar.update(redraw)
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}",
+                                img_s=f"{seen / (time.perf_counter() - start):.0f}")
         loss_mean, acc = (loss_sum / seen).item(), (correct_sum / seen).item() * 100.0  # syncs the device
         if not math.isfinite(loss_mean):
             log.warning("epoch %d: the training loss is %s: the run has diverged (lower optim.lr?)", self.epoch + 1, loss_mean)

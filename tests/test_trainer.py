@@ -120,3 +120,19 @@ def test_wandb_offline_logs_config_history_and_summary(tmp_path, monkeypatch):
     raw = logs[0].read_bytes()  # the offline log holds every record the run sent
     for key in [b"train_loss", b"test_acc", b"median10_test_acc", b"wall_s"]:
         assert key in raw, key
+
+
+def test_compiled_features_train_like_the_eager_model(tmp_path):
+    _, eager = train(tmp_path, ["mixer=mixup", "trainer.epochs=1"], name="eager")
+    trainer, compiled = train(tmp_path, ["mixer=mixup", "trainer.epochs=1", "trainer.compile=true"], name="compiled")
+    assert "features" in trainer.model.__dict__  # the instance's compiled feature extractor
+    assert compiled["test_nll"] == pytest.approx(eager["test_nll"], rel=1e-3)
+    keys = list(torch.load(tmp_path / "compiled" / "last.pt", weights_only=False)["model"])
+    eager_keys = list(torch.load(tmp_path / "eager" / "last.pt", weights_only=False)["model"])
+    assert keys == eager_keys and not any("_orig_mod" in k for k in keys)  # checkpoints interchangeable
+
+
+def test_progress_bar_shows_epoch_loss_and_throughput(tmp_path, capsys):
+    train(tmp_path, ["trainer.progress=bar", "trainer.epochs=1", "dataset.train_size=256"])
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "loss=" in err and "img_s=" in err
