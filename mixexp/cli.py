@@ -14,13 +14,19 @@ import functools
 import os
 import re
 import sys
-from typing import Callable
+from typing import Callable, NoReturn
 
 from omegaconf.errors import OmegaConfBaseException
 
 from mixexp.config import ConfigError
 
 EXIT_USAGE = 2
+
+
+def fail(message: str) -> NoReturn:
+    """End a command with a user error: one line on stderr, exit code 2, no traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
 
 
 def _first_line(text: str) -> str:
@@ -72,18 +78,21 @@ def _schema_fields(cause: OmegaConfBaseException) -> list[str]:
 
 
 def exit_on_user_error(task: Callable) -> Callable:
-    """Wrap a Hydra task so that a user error inside it exits with one line (before Hydra logs it)."""
+    """Wrap a Hydra task so that a user error inside it exits with one line (before Hydra logs it).
+
+    Inside the task only :class:`ConfigError` (bad values, missing data, a run directory in the way)
+    and unresolvable interpolations count as the user's; any other exception is a bug and keeps its
+    traceback."""
+    from omegaconf.errors import InterpolationResolutionError
 
     @functools.wraps(task)
     def wrapped(*args, **kwargs):
         try:
             return task(*args, **kwargs)
-        except Exception as e:  # noqa: BLE001 - sorted into user errors and bugs just below
-            message = None if os.environ.get("MIXEXP_FULL_ERROR") else format_user_error(e)
-            if message is None:
+        except (ConfigError, InterpolationResolutionError) as e:
+            if os.environ.get("MIXEXP_FULL_ERROR"):
                 raise
-            print(f"error: {message}", file=sys.stderr)
-            sys.exit(EXIT_USAGE)
+            fail(format_user_error(e) or str(e))
 
     return wrapped
 
@@ -100,5 +109,4 @@ def run_cli(app: Callable[[], object]) -> None:
         message = None if user_wants_full else format_user_error(e)
         if message is None:
             raise
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        fail(message)

@@ -9,6 +9,7 @@ before anything runs. Both kinds of failure reach the user as a single line (see
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
@@ -279,7 +280,7 @@ def validate(cfg: DictConfig) -> None:
     _require(t.eval_batch_size > 0, "trainer.eval_batch_size", t.eval_batch_size, "must be a whole number > 0")
     _require(t.num_threads >= 0, "trainer.num_threads", t.num_threads, "must be >= 0 (0: torch's default)")
     _require(
-        t.device in ("auto", "cpu") or t.device == "cuda" or t.device.startswith("cuda:"),
+        t.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", t.device) is not None,
         "trainer.device", t.device, "use auto, cpu, cuda or cuda:N",
     )
 

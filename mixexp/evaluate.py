@@ -5,21 +5,21 @@ The run's own ``config.yaml`` is loaded and the given overrides applied (typical
 already in ``metrics.json`` are kept; the evaluation sets not yet evaluated are added. This is how a
 table's evaluation attaches to runs trained for another table.
 
-    mixexp-eval multirun/sem/main/dataset=cifar10,method=mixup,model=preactresnet18,seed=0 eval.ood=[svhn]
+    mixexp-eval "multirun/sem/dataset=cifar10,method=mixup,model=preactresnet18,seed=0" eval.ood=[svhn]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import re
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from omegaconf import OmegaConf
 
-from mixexp.cli import format_user_error
+from mixexp.cli import fail, format_user_error
 from mixexp.config import Config, ConfigError, validate
 
 
@@ -49,10 +49,16 @@ def evaluate_run(run_dir: Path, overrides: Sequence[str] = ()) -> dict:
 
 def cli(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mixexp-eval", description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="+", help="run directories, then optional key=value overrides")
+    parser.add_argument("args", nargs="+", help="run directories, then optional key=value overrides")
     args = parser.parse_args(argv)
-    dirs = [Path(a) for a in args.run_dirs if "=" not in a]
-    overrides = [a for a in args.run_dirs if "=" in a]
+    # sweep folders have '=' in their names too: an existing directory is a run, the rest overrides
+    dirs = [Path(a) for a in args.args if Path(a).is_dir()]
+    overrides = [a for a in args.args if not Path(a).is_dir()]
+    bad = [a for a in overrides if not re.fullmatch(r"[\w.]+=.*", a)]
+    if bad:
+        fail(f"{bad[0]} is neither a run directory nor a key=value override")
+    if not dirs:
+        fail("no run directory given (a folder holding config.yaml and last.pt)")
     for run_dir in dirs:
         try:
             metrics = evaluate_run(run_dir, overrides)
@@ -60,8 +66,7 @@ def cli(argv: Sequence[str] | None = None) -> None:
             message = format_user_error(e)
             if message is None:
                 raise
-            print(f"error: {message}", file=sys.stderr)
-            sys.exit(2)
+            fail(message)
         print(f"{run_dir}: " + json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
 
 

@@ -19,11 +19,14 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
+from mixexp.cli import fail
 from mixexp.io import write_csv, write_text
 
 # Keys that never make two runs different configurations.
 IGNORED_PREFIXES = ("seed", "resume", "paths.", "logger.", "trainer.progress", "trainer.device",
-                    "trainer.num_threads", "trainer.checkpoint")
+                    "trainer.num_threads", "trainer.checkpoint", "trainer.compile", "trainer.eval_batch_size",
+                    "dataset.num_workers", "dataset.download", "eval.shift", "eval.ood", "eval.severities",
+                    "eval.corruptions")
 # Keys that the derived ``method`` column already says (see :func:`method_name`).
 METHOD_KEYS = ("mixer.name", "regularizer.name", "mixer.stop_fraction", "mixer.stop_epoch",
                "loss.label_smoothing", "mixer.lamix_inputs", "mixer.lamix_original_batches",
@@ -79,7 +82,7 @@ def method_name(config: Dict[str, Any]) -> str:
 def find_runs(root: Path) -> List[Run]:
     runs = []
     for cfg_path in sorted(root.rglob("config.yaml")):
-        if cfg_path.parent.name == ".hydra":
+        if cfg_path.parent.name == ".hydra" or "wandb" in cfg_path.relative_to(root).parts:
             continue
         metrics_path = cfg_path.parent / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
@@ -207,7 +210,7 @@ def build_paper_report(root: Path, table_name: str):
     if table_name not in tables:
         raise KeyError(f"--table {table_name!r} is not allowed: choose one of {', '.join(tables)}")
     table = tables[table_name]
-    runs = [r for r in find_runs(root) if r.metrics is not None] if root.is_dir() else []
+    runs = [r for r in find_runs(root) if r.metrics is not None] if root.is_dir() else []  # none yet: all missing
     header = ["method"]
     for column in table.columns:
         title = table.title(column)
@@ -270,12 +273,13 @@ def cli(argv: Sequence[str] | None = None) -> None:
                         help="lay the runs out as a paper's table beside its published numbers (e.g. sem-table1); "
                              "writes <out>/<table>.md and .csv")
     args = parser.parse_args(argv)
+    if not args.dir.is_dir():
+        fail(f"{args.dir} is not a directory")
     if args.table:
         try:
             text, csv_rows = build_paper_report(args.dir, args.table)
         except KeyError as e:
-            print(f"error: {e.args[0]}", file=sys.stderr)
-            sys.exit(2)
+            fail(e.args[0])
         out = args.out or args.dir
         write_text(out / f"{args.table}.md", text)
         write_csv(out / f"{args.table}.csv", csv_rows)
@@ -284,14 +288,10 @@ def cli(argv: Sequence[str] | None = None) -> None:
         print(text, end="")
         print(f"\nwritten: {out / (args.table + '.md')}, {out / (args.table + '.csv')}")
         return
-    if not args.dir.is_dir():
-        print(f"error: {args.dir} is not a directory", file=sys.stderr)
-        sys.exit(2)
     try:
         text, csv_rows, _ = build_report(args.dir, [m for m in args.metrics.split(",") if m], args.where)
     except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail(str(e))
     out = args.out or args.dir
     write_text(out / "report.md", text)
     write_csv(out / "report.csv", csv_rows)

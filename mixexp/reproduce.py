@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from mixexp.cli import fail
 from mixexp.io import write_csv, write_text
 
 
@@ -37,7 +38,8 @@ TARGETS: Dict[str, Target] = {
     # Tables 3-4 follow PuzzleMix's recipe (their own runs); the others share the facebook-mixup runs
     **{f"lamix-table{t}": Target(f"lamix/table{t}", "lamix/puzzle" if t in (3, 4) else "lamix/fb", (f"lamix-table{t}",))
        for t in range(1, 9)},
-    "lamix-fig4": Target("lamix/fig4", "lamix/fb", plain=(
+    # its own folder: its runs differ from the tables' LaMix runs only by beta, which the method name omits
+    "lamix-fig4": Target("lamix/fig4", "lamix/fig4", plain=(
         "lamix-fig4", ("test_error", "test_acc"),
         ("method=lamix", "dataset.name=cifar100", "model.name=preactresnet18"))),
     "lamix-fig6": Target("lamix/fig6", "lamix/fb", ("lamix-fig6",)),
@@ -110,8 +112,7 @@ def cli(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="extra overrides for mixexp-train (e.g. trainer.device=cuda:1)")
     args = parser.parse_args(argv)
     if args.target != "all" and args.target not in TARGETS:
-        print(f"error: target {args.target!r} is not allowed: choose one of all, {', '.join(TARGETS)}", file=sys.stderr)
-        sys.exit(2)
+        fail(f"target {args.target!r} is not allowed: choose one of all, {', '.join(TARGETS)}")
     names = list(TARGETS) if args.target == "all" else [args.target]
     for name in names:
         files = reproduce(name, args.smoke, args.logger, args.overrides, args.root)

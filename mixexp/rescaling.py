@@ -58,10 +58,14 @@ class Rescaling:
         return cls(theta_bar(alpha), (total / count).float(), y_bar.float())
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        return rescale_inputs(x, self.x_bar, self.theta)
+        return rescale_inputs(x, self.x_bar.to(x.device), self.theta)
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         return rescale_logits(z, self.y_bar.to(z.device), self.theta)
+
+    @classmethod
+    def from_state_dict(cls, state: Dict[str, object]) -> "Rescaling":
+        return cls(float(state["theta_bar"]), state["x_bar"], state["y_bar"])
 
     def state_dict(self) -> Dict[str, object]:
         return {"theta_bar": self.theta, "x_bar": self.x_bar.cpu(), "y_bar": self.y_bar.cpu()}

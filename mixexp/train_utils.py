@@ -21,7 +21,7 @@ def build_sgd(cfg, params, device: torch.device) -> torch.optim.Optimizer:
 OPTIMIZERS = {"sgd": build_sgd}
 
 
-def multistep_factor(cfg, epochs: int):
+def multistep_factor(cfg, epochs: int, base_lr: float):
     """lr multiplier at epoch e: gamma ** (number of milestones <= e)."""
     milestones = list(cfg.milestones)
     return lambda e: cfg.gamma ** sum(e >= m for m in milestones)
@@ -38,10 +38,7 @@ SCHEDULERS = {"multistep": multistep_factor, "cosine": cosine_factor}
 
 def build_scheduler(cfg, optimizer, epochs: int, base_lr: float) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-epoch schedule (stepped once at the end of each epoch), with optional linear warm-up."""
-    if cfg.name == "cosine":
-        factor = cosine_factor(cfg, epochs, base_lr)
-    else:
-        factor = multistep_factor(cfg, epochs)
+    factor = SCHEDULERS[cfg.name](cfg, epochs, base_lr)
     warmup = cfg.warmup_epochs
 
     def lr_lambda(e: int) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 import statistics
 import sys
 import time
@@ -79,12 +80,7 @@ class Trainer:
             from mixexp.data.evalsets import require_eval_sets
 
             require_eval_sets(cfg, cfg.paths.data_dir)  # fail now, not after training, if one is missing
-        # Test-time rescaling needs x_bar (per-pixel mean of the normalised, un-augmented training
-        # inputs) and y_bar (class frequencies); they are stored in the checkpoint.
-        self.rescaling = None
-        if cfg.eval.rescaled:
-            stats_loader = build_loader(data.train, t.eval_batch_size, train=False, **common)
-            self.rescaling = Rescaling.from_training_set(cfg.mixer.alpha, stats_loader, data.num_classes)
+        self.rescaling = None  # test-time rescaling statistics, restored from last.pt or computed below
 
         channels, size = data.image_shape[0], data.image_shape[1]
         try:
@@ -112,6 +108,13 @@ class Trainer:
         if checkpoint.exists():
             self._load_checkpoint(checkpoint)
             log.info("resumed %s at epoch %d/%d", checkpoint, self.epoch, t.epochs)
+        if cfg.eval.rescaled and self.rescaling is None:
+            # x_bar (per-pixel mean of the normalised, un-augmented training inputs) and y_bar (class
+            # frequencies), stored in the checkpoint; computed in a forked RNG so that the run's own
+            # random stream (and so its initial weights and batches) is the same with or without it
+            with torch.random.fork_rng(devices=[self.device] if cuda else []):
+                stats_loader = build_loader(data.train, t.eval_batch_size, train=False, **common)
+                self.rescaling = Rescaling.from_training_set(cfg.mixer.alpha, stats_loader, data.num_classes)
         if self.dist.is_main:
             write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
 
@@ -127,22 +130,24 @@ class Trainer:
             "rng": rng_state(),
             "history": self.history,
             "elapsed": self.elapsed + (time.perf_counter() - self._session_start),
-            "config": OmegaConf.to_container(self.cfg, resolve=True),
             "rescaling": self.rescaling.state_dict() if self.rescaling is not None else None,
         }
 
     def _load_checkpoint(self, path: Path) -> None:
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
+            # to the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device
+            state = torch.load(path, map_location="cpu", weights_only=False)
             self.model.load_state_dict(state["model"])
             self.mixer.load_state_dict(state["mixer"])
             self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, KeyError, EOFError) as e:
+        except (RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConfigError(f"{path} cannot be resumed with this config: {first}") from None
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         self.epoch, self.history, self.elapsed = state["epoch"], state["history"], state["elapsed"]
+        if state.get("rescaling") is not None and self.cfg.eval.rescaled:
+            self.rescaling = Rescaling.from_state_dict(state["rescaling"])
 
     # -------------------------------------------------------------------------------- training
 
@@ -169,10 +174,13 @@ class Trainer:
             logits, labels = predict_logits(self.model, self.test_loader, self.autocast_dtype)
             if (self.run_dir / "metrics.json").exists():
                 existing = json.loads((self.run_dir / "metrics.json").read_text())
-        metrics = {**existing, **self._final_metrics(logits, labels)}
-        if "wall_s" in existing:  # a re-evaluation: wall_s stays the time the run took
-            metrics["wall_s"] = existing["wall_s"]
-        metrics.update(self._evaluate_sets(logits, existing))
+        rescaled_logits = None
+        if self.rescaling is not None:
+            z, _ = predict_logits(self.model, self.test_loader, self.autocast_dtype, self.rescaling.inputs)
+            rescaled_logits = self.rescaling.logits(z)
+        # a re-evaluation keeps what the run already reported and adds only what is missing
+        metrics = {**self._final_metrics(logits, labels, rescaled_logits), **existing}
+        metrics.update(self._evaluate_sets(logits, rescaled_logits, existing))
         if self.dist.is_main:
             write_json(self.run_dir / "metrics.json", metrics)
             self.logger.log_final(metrics)
@@ -246,7 +254,8 @@ class Trainer:
             save_torch(self.run_dir / CHECKPOINT, self._checkpoint_state())
         self.logger.log_epoch(row)
 
-    def _evaluate_sets(self, test_logits: torch.Tensor, existing: Dict[str, Any]) -> Dict[str, Any]:
+    def _evaluate_sets(self, test_logits: torch.Tensor, rescaled_logits: Optional[torch.Tensor],
+                       existing: Dict[str, Any]) -> Dict[str, Any]:
         """Shift, OOD and ObjectNet metrics of ``eval.shift``/``eval.ood`` that ``existing`` lacks."""
         from mixexp import evaluation
         from mixexp.data.evalsets import evaluate_eval_sets
@@ -262,10 +271,9 @@ class Trainer:
         parts = {}
         for prefix in prefixes:
             if prefix:
-                z, _ = predict_logits(self.model, self.test_loader, self.autocast_dtype, self.rescaling.inputs)
                 results = evaluate_eval_sets(*args, transform=self.rescaling.inputs,
                                              logit_transform=self.rescaling.logits)
-                in_scores = evaluation.max_softmax(self.rescaling.logits(z))
+                in_scores = evaluation.max_softmax(rescaled_logits)
             else:
                 results = evaluate_eval_sets(*args)
                 in_scores = evaluation.max_softmax(test_logits)
@@ -277,12 +285,12 @@ class Trainer:
             write_json(path, {**old, **parts})
         return metrics
 
-    def _final_metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> Dict[str, Any]:
+    def _final_metrics(self, logits: torch.Tensor, labels: torch.Tensor,
+                       rescaled_logits: Optional[torch.Tensor]) -> Dict[str, Any]:
         test_accs = [row["test_acc"] for row in self.history]
         metrics: Dict[str, Any] = classification_metrics(logits, labels, prefix="test")
-        if self.rescaling is not None:
-            z, _ = predict_logits(self.model, self.test_loader, self.autocast_dtype, transform=self.rescaling.inputs)
-            metrics.update(classification_metrics(self.rescaling.logits(z), labels, prefix="rescaled_test"))
+        if rescaled_logits is not None:
+            metrics.update(classification_metrics(rescaled_logits, labels, prefix="rescaled_test"))
             metrics["rescaling_theta_bar"] = self.rescaling.theta
         metrics.update(
             best_test_acc=max(test_accs),

@@ -17,6 +17,7 @@ def test_multirun_sweep_then_report(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     runs = {p.parent.name: p.parent for p in sweep.rglob("metrics.json")}
     assert len(runs) == 4
+    assert not any("trainer.device" in name or "trainer.progress" in name for name in runs)  # they change nothing
     # each job's folder is named by its overrides, so a relaunch of the sweep finds it again
     job = {(m, s): next(d for n, d in runs.items() if f"mixer={m}" in n and f"seed={s}" in n)
            for m in ("none", "mixup") for s in (0, 1)}

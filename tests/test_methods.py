@@ -294,3 +294,25 @@ def test_a_mixup_run_reports_rescaled_metrics_and_stores_the_statistics(tmp_path
 def test_rescaling_requires_a_mixup_run():
     with pytest.raises(ConfigError, match="eval.rescaled=True is not allowed: needs a mixup-trained run"):
         validate(compose_cfg(["mixer=cutmix", "eval.rescaled=true"]))
+
+
+def test_rescaling_statistics_do_not_change_the_runs_random_stream(tmp_path):
+    _, plain = train_run(tmp_path, ["mixer=mixup", "seed=3"], "plain")
+    _, rescaled = train_run(tmp_path, ["mixer=mixup", "seed=3", "eval.rescaled=true"], "rescaled")
+    for key in ["test_acc", "test_nll", "test_ece"]:
+        assert rescaled[key] == plain[key]
+
+
+def test_rescaling_statistics_are_restored_from_the_checkpoint(tmp_path):
+    trainer, _ = train_run(tmp_path, ["mixer=mixup", "eval.rescaled=true"], "run")
+    cfg = compose_cfg(FAST + ["mixer=mixup", "eval.rescaled=true", "resume=true"])
+    again = Trainer(cfg, tmp_path / "run")
+    assert torch.equal(again.rescaling.x_bar.cpu(), trainer.rescaling.x_bar.cpu())
+    assert again.rescaling.theta == trainer.rescaling.theta
+
+
+def train_run(tmp_path, overrides, name):
+    cfg = compose_cfg(FAST + overrides)
+    validate(cfg)
+    trainer = Trainer(cfg, tmp_path / name)
+    return trainer, trainer.fit()

@@ -98,3 +98,12 @@ def test_build_mixer_from_config():
     assert isinstance(build_mixer(OmegaConf.structured(MixerConfig(name="cutmix"))), CutMix)
     with pytest.raises(ValueError, match="mixer.name='x' is not allowed: choose one of " + ", ".join(sorted(MIXERS))):
         build_mixer(OmegaConf.structured(MixerConfig(name="x")))
+
+
+def test_sampling_lambda_never_waits_for_the_device(monkeypatch):
+    # torch.distributions' argument validation calls torch._is_all_true, a host sync on CUDA
+    def forbidden(*args, **kwargs):
+        raise AssertionError("sample_lambda validated its arguments (a device sync per step)")
+
+    monkeypatch.setattr(torch, "_is_all_true", forbidden)
+    assert sample_lambda(0.4, 8, per_sample=True, prob=1.0, device="cpu").shape == (8,)

@@ -154,3 +154,26 @@ def test_a_report_is_logged_as_a_wandb_table_offline(tmp_path, monkeypatch):
     tables = list((tmp_path / "wandb").glob("offline-run-*/files/media/table/*.table.json"))
     data = json.loads(tables[0].read_text())
     assert data["columns"] == ["method", "dataset", "ours_mean", "paper"] and data["data"][1] == ["erm", "cifar10", 94.1, 94.62]
+
+
+def test_mixexp_eval_adds_sets_to_a_sweep_folder_and_keeps_what_was_reported(data_root, tmp_path):
+    from mixexp.evaluate import cli
+    from mixexp.trainer import Trainer
+
+    run = tmp_path / "dataset=cifar10,method=mixup,seed=0"  # a sweep folder: '=' in its name
+    cfg = compose(["dataset=cifar10", f"paths.data_dir={data_root}", "model=simplecnn", "model.width=8",
+                   "trainer.epochs=1", "trainer.batch_size=8", "trainer.device=cpu", "mixer=mixup"])
+    validate(cfg)
+    Trainer(cfg, run).fit()
+    reported = json.loads((run / "metrics.json").read_text())
+    reported["test_nll"] = 123.0  # what the run reported must survive a re-evaluation
+    (run / "metrics.json").write_text(json.dumps(reported))
+    cli([str(run), "eval.shift=[cifar10_1]"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "cifar10_1_acc" in metrics and metrics["test_nll"] == 123.0
+
+
+def test_mixexp_eval_errors_are_one_line(tmp_path):
+    result = run_cli(["mixexp-eval", str(tmp_path / "nope"), "eval.rescaled=true"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith("is neither a run directory nor a key=value override")

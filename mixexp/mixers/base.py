@@ -25,6 +25,12 @@ class MixedBatch:
     # A loss the mixer computed on the way (e.g. the clean loss of a saliency pass), added as is.
     extra_loss: Optional[torch.Tensor] = None
 
+    @classmethod
+    def unmixed(cls, x: torch.Tensor) -> "MixedBatch":
+        """The batch as it is: each example its own partner, lambda = 1."""
+        b = x.shape[0]
+        return cls(x, torch.arange(b, device=x.device), torch.ones(b, device=x.device))
+
 
 def sample_lambda(alpha: float, batch_size: int, per_sample: bool, prob: float, device) -> torch.Tensor:
     """lambda ~ Beta(alpha, alpha), one per batch (broadcast to (B,)) or one per example.
@@ -37,7 +43,8 @@ def sample_lambda(alpha: float, batch_size: int, per_sample: bool, prob: float, 
     if alpha <= 0:
         return torch.ones(batch_size, device=device)
     concentration = torch.full((n,), float(alpha), device=device)
-    lam = torch.distributions.Beta(concentration, concentration).sample()
+    # validate_args=False: the argument check would wait for the device on every step
+    lam = torch.distributions.Beta(concentration, concentration, validate_args=False).sample()
     if prob < 1.0:
         lam = torch.where(torch.rand(n, device=device) < prob, lam, torch.ones_like(lam))
     return lam.expand(batch_size).contiguous() if n == 1 else lam
@@ -86,5 +93,4 @@ class NoMixing(Mixer):
     """ERM: the batch is returned untouched with lambda = 1 and each example its own partner."""
 
     def forward(self, x: torch.Tensor, y=None, model=None) -> MixedBatch:
-        b = x.shape[0]
-        return MixedBatch(x, torch.arange(b, device=x.device), torch.ones(b, device=x.device))
+        return MixedBatch.unmixed(x)

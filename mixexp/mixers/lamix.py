@@ -56,7 +56,7 @@ class LaMix(Mixer):
         original = self.original_batches and self.steps % 2 == 0
         self.steps += 1
         if original:
-            return MixedBatch(x, torch.arange(b, device=x.device), torch.ones(b, device=x.device))
+            return MixedBatch.unmixed(x)
         partner = random_partner(b, x.device)
         lam = sample_lambda(self.alpha, b, per_sample=True, prob=1.0, device=x.device)
         return MixedBatch(self.mix_inputs(x, y, model, partner), partner, lam)
