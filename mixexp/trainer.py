@@ -94,6 +94,10 @@ class Trainer:
             self.model.features = torch.compile(self.model.features)
         eps = cfg.loss.label_smoothing
         self.mixer = build_mixer(cfg.mixer, self.model.feature_dim, data.num_classes, eps).to(self.device)
+        try:
+            self.mixer.check_input_shape(data.image_shape)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         # ES: from this epoch on, plain ERM (no mixing, no term that needs a mixed batch)
         self.stop_epoch = mixing_stop_epoch(cfg.mixer, t.epochs)
         self.erm = build_mixer(OmegaConf.create({"name": "none"}), label_smoothing=eps)

@@ -16,7 +16,7 @@ from mixexp.mixers import PuzzleMix, build_mixer, graph_cut_mask, puzzle_mix
 from mixexp.mixers.puzzlemix import cut_energy, solve_cuts, valid_grid_sizes
 from mixexp.mixers.puzzlemix_transport import apply_transport, to_blocks, transport_cost, transport_plan
 from mixexp.models.simple_cnn import SimpleCNN
-from tests.conftest import compose_cfg
+from conftest import FAST, compose_cfg
 
 
 def batch(b=8, c=3, h=16, w=16, seed=0):
@@ -295,3 +295,13 @@ def test_non_finite_gradients_give_zero_saliency_not_a_crash():
     grad[1, 0, 1, 1] = float("inf")
     s = input_saliency(grad)
     assert torch.isfinite(s).all() and s[0, 0, 0].item() == 0.0 and s[0, 1, 1].item() == 1.0
+
+
+def test_grid_sizes_that_cannot_tile_the_images_fail_before_training(tmp_path):
+    from mixexp.config import ConfigError, validate
+    from mixexp.trainer import Trainer
+
+    cfg = compose_cfg(FAST + ["mixer=puzzlemix", "mixer.block_sizes=[3,5]"])
+    validate(cfg)
+    with pytest.raises(ConfigError, match=r"mixer.block_sizes=\[3, 5\] is not allowed for 8x8 images"):
+        Trainer(cfg, tmp_path / "run")

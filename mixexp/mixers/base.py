@@ -70,6 +70,9 @@ class Mixer(nn.Module):
     # Uniform label smoothing of the (mixed) one-hot target; set from ``loss.label_smoothing``.
     label_smoothing: float = 0.0
 
+    def check_input_shape(self, shape: tuple) -> None:
+        """Raise a one-line ValueError naming the key if images of ``shape`` (C, H, W) cannot be mixed."""
+
     def loss(self, logits: torch.Tensor, features: torch.Tensor, y: torch.Tensor, mixed: MixedBatch) -> torch.Tensor:
         """lam * CE(y_i) + (1 - lam) * CE(y_partner), averaged over the batch (label-smoothed if set)."""
         return mixed_cross_entropy(logits, y, mixed.partner, mixed.lam, self.label_smoothing)

@@ -399,6 +399,12 @@ class PuzzleMix(Mixer):
             self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="puzzlemix-cut")
         return self._executor
 
+    def check_input_shape(self, shape: tuple) -> None:
+        _, h, w = shape
+        if not valid_grid_sizes(self.block_sizes, h, w):
+            raise ValueError(f"mixer.block_sizes={list(self.block_sizes)} is not allowed for {h}x{w} images: "
+                             f"each grid size must divide {h} and {w}")
+
     def saliency(self, x: torch.Tensor, y: torch.Tensor, model: nn.Module, clean_lam: Optional[float] = None):
         """(saliency (B, H, W), input gradient (B, C, H, W), clean_lam * clean loss or None).
 
