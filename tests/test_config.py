@@ -9,7 +9,14 @@ from conftest import compose_cfg, run_cli
 from mixexp.config import CONF_DIR, ConfigError, validate
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
-OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF_DIR / g).glob("*.yaml"))]
+# every file, sub-folders included (experiment/sem/table1 is option "sem/table1" of group experiment)
+OPTIONS = [(g, f.relative_to(CONF_DIR / g).with_suffix("").as_posix()) for g in GROUPS
+           for f in sorted((CONF_DIR / g).rglob("*.yaml"))]
+
+
+def test_every_table_preset_is_composed_here():
+    assert {"sem/table1", "sem/table3", "lamix/table8", "lamix/fig4", "rescaled/imagenet"} <= {
+        o for g, o in OPTIONS if g == "experiment"}
 
 
 def test_groups_are_the_documented_ones():
@@ -22,7 +29,7 @@ def test_every_config_file_composes_and_validates(group, option):
     needs = {("regularizer", "sem"): ["mixer=mixup"]}  # options that only make sense with another
     cfg = compose_cfg([f"{group}={option}", *needs.get((group, option), [])])
     if group == "experiment":
-        assert cfg.name == option.split("/")[-1]
+        assert cfg.name == option.split("/")[0] or cfg.name.startswith(option.split("/")[0])
     elif group in ("dataset", "model", "mixer", "regularizer", "optim", "sched", "logger"):
         assert cfg[group].name == option
     validate(cfg)
