@@ -56,6 +56,19 @@ def breakdown(results: Dict[str, Dict[str, Dict[str, Any]]], prefix: str = "") -
             for name, parts in results.items() if EVAL_SETS[name].kind != "ood"}
 
 
-def missing_sets(names: Iterable[str], existing: Dict[str, Any], prefixes: Iterable[str]) -> list:
-    """The sets whose keys (for every prefix) are not all in ``existing`` yet."""
-    return [n for n in dict.fromkeys(names) if any(set_key(n, p) not in existing for p in prefixes)]
+SETTINGS_KEY = "eval_settings"  # in metrics.json: the corruptions and severities each -C result used
+
+
+def corruption_settings(eval_cfg) -> Dict[str, list]:
+    return {"severities": list(eval_cfg.severities), "corruptions": list(eval_cfg.corruptions)}
+
+
+def missing_sets(names: Iterable[str], existing: Dict[str, Any], prefixes: Iterable[str], settings=None) -> list:
+    """The sets whose keys (for every prefix) are not all in ``existing`` yet, and the corruption sets
+    whose result was computed with other ``settings`` (severities, corruptions)."""
+    done = existing.get(SETTINGS_KEY, {})
+
+    def stale(name: str) -> bool:
+        return settings is not None and name.endswith("_c") and done.get(name) != settings
+
+    return [n for n in dict.fromkeys(names) if stale(n) or any(set_key(n, p) not in existing for p in prefixes)]

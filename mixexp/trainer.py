@@ -265,13 +265,15 @@ class Trainer:
         from mixexp.data.evalsets import evaluate_eval_sets
 
         prefixes = [""] + (["rescaled_"] if self.rescaling is not None else [])
-        todo = evaluation.missing_sets([*self.cfg.eval.shift, *self.cfg.eval.ood], existing, prefixes)
+        settings = evaluation.corruption_settings(self.cfg.eval)
+        todo = evaluation.missing_sets([*self.cfg.eval.shift, *self.cfg.eval.ood], existing, prefixes, settings)
         if not todo or not self.dist.is_main:
             return {}
         mean, std, image_shape = self.data_stats
         args = (self.model, self.cfg, self.cfg.paths.data_dir, self.device, mean, std,
                 self.cfg.trainer.eval_batch_size, image_shape, self.autocast_dtype, todo)
-        metrics: Dict[str, Any] = {}
+        metrics: Dict[str, Any] = {evaluation.SETTINGS_KEY: {
+            **existing.get(evaluation.SETTINGS_KEY, {}), **{n: settings for n in todo if n.endswith("_c")}}}
         parts = {}
         for prefix in prefixes:
             if prefix:
@@ -285,7 +287,8 @@ class Trainer:
             parts.update(evaluation.breakdown(results, prefix))
         if parts:
             path = self.run_dir / "eval_breakdown.json"
-            old = json.loads(path.read_text()) if path.exists() else {}
+            # a re-evaluation adds to the breakdown; a run trained in this session starts it afresh
+            old = json.loads(path.read_text()) if path.exists() and existing else {}
             write_json(path, {**old, **parts})
         return metrics
 

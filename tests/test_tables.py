@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from conftest import run_cli
 from fixtures_data import compose, data_root, fixture_tree  # noqa: F401  (pytest fixtures)
 from mixexp.config import validate
+from mixexp.data.sources import CORRUPTIONS
 from mixexp.evaluation import eval_set_metrics, ood_auroc
 from mixexp.metrics import classification_metrics
 from mixexp.report import build_paper_report
@@ -118,6 +119,14 @@ def test_a_finished_run_gains_evaluation_sets_without_training(data_root, tmp_pa
         assert key in later, key
     breakdown = json.loads((tmp_path / "run" / "eval_breakdown.json").read_text())
     assert len(breakdown["cifar10_c"]) == 15 * 5 and "rescaled_cifar10_c" in breakdown
+    # other severities: the corruption set is evaluated again, the others are kept as they were
+    cfg = compose(base + ["eval=standard", "eval.rescaled=true", "eval.severities=[2]"])
+    validate(cfg)
+    again = Trainer(cfg, tmp_path / "run").fit()
+    breakdown = json.loads((tmp_path / "run" / "eval_breakdown.json").read_text())
+    assert sorted(breakdown["cifar10_c"]) == sorted(f"{c}/2" for c in CORRUPTIONS)
+    assert again["eval_settings"]["cifar10_c"]["severities"] == [2]
+    assert again["cifar10_1_acc"] == later["cifar10_1_acc"]
 
 
 def test_a_table_reproduced_on_fixture_data(tmp_path):
