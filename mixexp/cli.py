@@ -18,7 +18,7 @@ from typing import Callable, NoReturn
 
 from omegaconf.errors import OmegaConfBaseException
 
-from mixexp.config import ConfigError
+from mixexp.errors import ConfigError
 
 EXIT_USAGE = 2
 

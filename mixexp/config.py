@@ -17,11 +17,8 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-
-
-class ConfigError(ValueError):
-    """A config value that is outside what is allowed; the message names the key and the allowed values."""
+from mixexp.errors import ConfigError  # noqa: F401 - re-exported for older imports
+from mixexp.paths import CONF_DIR  # noqa: F401
 
 
 @dataclass
@@ -233,9 +230,7 @@ def register_configs() -> None:
     cs.store(name="schema", node=Config)
 
 
-def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+from mixexp.errors import require as _require  # noqa: E402
 
 
 def check_keys(cfg: DictConfig, schema=Config, prefix: str = "") -> None:

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from omegaconf import OmegaConf
 
-from mixexp.config import ConfigError
+from mixexp.errors import ConfigError
 from mixexp.data import build_loader, load_dataset
 from mixexp.io import save_torch, write_csv, write_json, write_text
 from mixexp.loggers import NoLogger, build_logger

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import List, Optional
 
-from mixexp.config import ConfigError
+from mixexp.errors import ConfigError
 from mixexp.data import sources  # noqa: F401  (fills SOURCES)
 from mixexp.data.store import SOURCES, default_data_dir, get_source, prepare, resolve_root, status
 

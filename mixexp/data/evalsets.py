@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 
-from mixexp.config import ConfigError
+from mixexp.errors import ConfigError
 from mixexp.data.folder import FolderSet
 from mixexp.data.imageset import ImageSet
 from mixexp.data.sources import CORRUPTIONS, ObjectNetMapping

@@ -62,7 +62,7 @@ def load_dataset(cfg, data_dir: str) -> Dataset:
     elif isinstance(train, ImageSet):
         mean, std = channel_stats(train)
     else:
-        from mixexp.config import ConfigError
+        from mixexp.errors import ConfigError
 
         raise ConfigError(f"dataset.mean/std must be given for {cfg.name}: its images are streamed from disk")
     if cfg.channels:

@@ -35,7 +35,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from mixexp.config import CONF_DIR, ConfigError
+from mixexp.errors import ConfigError
+from mixexp.paths import CONF_DIR
 from mixexp.data.imageset import ImageSet
 from mixexp.io import save_torch, write_json
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
-from mixexp.config import ConfigError
+from mixexp.errors import ConfigError
 from mixexp.models.base import ClassifierModel, count_parameters
 from mixexp.models.densenet import densenet121
 from mixexp.models.lenet import lenet

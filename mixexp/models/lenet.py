@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixexp.config import ConfigError
+from mixexp.errors import ConfigError
 from mixexp.models.base import ClassifierModel
 
 # Two valid 5x5 convs each followed by a 2x2 max-pool: 16 px is the smallest input that keeps 1 px.

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixexp.config import ConfigError
+from mixexp.errors import ConfigError
 from mixexp.models.base import ClassifierModel
 
 

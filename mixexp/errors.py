@@ -1,0 +1,23 @@
+"""The user's errors: a leaf module, so that every part of mixexp can raise them without import circles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Exit status of a command that ends on a user error (one line on stderr, no traceback).
+EXIT_USAGE = 2
+
+
+class ConfigError(ValueError):
+    """A config value that is outside what is allowed; the message names the key and the allowed values."""
+
+
+def require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise :class:`ConfigError` ``key=value is not allowed: allowed`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def one_of(key: str, value: Any, names) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``names``."""
+    require(value in names, key, value, "choose one of " + ", ".join(sorted(names)))
