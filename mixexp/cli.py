@@ -18,9 +18,8 @@ from typing import Callable, NoReturn
 
 from omegaconf.errors import OmegaConfBaseException
 
-from mixexp.errors import ConfigError
-
-EXIT_USAGE = 2
+from mixexp.errors import EXIT_USAGE, ConfigError
+from mixexp.paths import CONF_DIR
 
 
 def fail(message: str) -> NoReturn:
@@ -61,6 +60,13 @@ def format_user_error(e: BaseException) -> str | None:
             return f"{key} is not a key{where}; {allowed}"
         return f"{key}: {msg}" if key else msg
     if isinstance(e, (MissingConfigException, HydraException)):
+        # a preset that sets a key the chosen option lacks: Hydra puts OmegaConf's lines under its own
+        nested = re.search(r"Key '([^']+)' not in '(\w+)'\s+full_key: (\S+)", text)
+        where = re.match(r"In '([^']+)'", text)
+        if nested:
+            _, schema, key = nested.groups()
+            return (f"{'conf/' + where.group(1) + '.yaml: ' if where else ''}{key} is not a key of "
+                    f"{key.rsplit('.', 1)[0]} here (its schema {schema} lacks it)")
         return _first_line(text)
     return None
 
@@ -97,6 +103,27 @@ def exit_on_user_error(task: Callable) -> Callable:
     return wrapped
 
 
+def group_options(group: str) -> list[str]:
+    """Every option of a config group, nested presets included (``sem/table1``)."""
+    folder = CONF_DIR / group
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
+
+
+def check_group_choices(args) -> None:
+    """Say which options a config group has before Hydra composes: ``mixer=bogus`` and
+    ``experiment=sem/table9`` (also inside a sweep's comma list) become one line listing the choices."""
+    for arg in args:
+        group, sep, value = arg.partition("=")
+        if not sep or group.startswith(("-", "+", "~", "hydra")) or not (CONF_DIR / group).is_dir():
+            continue
+        if any(c in value for c in "()[]{}$"):  # a sweep function or interpolation: Hydra's to judge
+            continue
+        options = group_options(group)
+        for choice in value.split(","):
+            if choice != "null" and choice not in options:
+                raise ConfigError(f"{group}={choice} is not allowed: choose one of {', '.join(options)}")
+
+
 def run_cli(app: Callable[[], object]) -> None:
     """Run a Hydra app (a ``@hydra.main`` function called with no arguments) with one-line errors."""
     user_wants_full = "HYDRA_FULL_ERROR" in os.environ
@@ -104,6 +131,7 @@ def run_cli(app: Callable[[], object]) -> None:
         os.environ["MIXEXP_FULL_ERROR"] = "1"
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
+        check_group_choices(sys.argv[1:])
         app()
     except Exception as e:  # noqa: BLE001 - sorted into user errors and bugs just below
         message = None if user_wants_full else format_user_error(e)

@@ -1,24 +1,34 @@
-"""Structured-config schemas for every config group, and the checks types alone cannot express.
+"""Structured-config schemas for the config groups, and the checks types alone cannot express.
 
-Each group under ``conf/`` (dataset, model, mixer, ...) is merged onto the dataclass of the same name
-below, so a misspelt key or a wrong type fails while Hydra composes the config. Ranges (alpha >= 0,
-epochs > 0, probabilities in [0, 1], names known to a registry) are checked by :func:`validate`
-before anything runs. Both kinds of failure reach the user as a single line (see ``mixexp.cli``).
+Groups with one shape (dataset, optim, sched, trainer, logger, eval, paths) have their dataclass here.
+Groups whose options differ in their keys (mixer, regularizer, model) have one dataclass per option,
+beside its code (e.g. :class:`mixexp.mixers.PuzzleMixConfig`), stored in Hydra's ConfigStore as
+``schema/<group>/<option>`` and extended by ``conf/<group>/<option>.yaml``; so ``--cfg job`` shows only the
+keys of the chosen options, a misspelt key fails while Hydra composes, and each option's defaults and
+range checks are written once, beside its code. :func:`validate` runs every check before anything runs;
+failures reach the user as one line (see ``mixexp.cli``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-from mixexp.errors import ConfigError  # noqa: F401 - re-exported for older imports
-from mixexp.paths import CONF_DIR  # noqa: F401
+from mixexp.errors import ConfigError, one_of, require
+from mixexp.losses import LossConfig
+from mixexp.mixers import MIXERS
+from mixexp.models import MODELS
+from mixexp.paths import CONF_DIR  # noqa: F401 - re-exported
+from mixexp.regularizers import REGULARIZERS
+
+# The groups whose options each have their own schema, and the registries that hold them.
+OPTION_GROUPS = {"mixer": MIXERS, "regularizer": REGULARIZERS, "model": MODELS}
 
 
 @dataclass
@@ -53,89 +63,6 @@ class DatasetConfig:
 
 
 @dataclass
-class ModelConfig:
-    name: str = MISSING
-    # Wide ResNet
-    depth: int = 28
-    widen_factor: int = 10
-    dropout: float = 0.0
-    # DenseNet
-    growth_rate: int = 32
-    # ResNet-50: "cifar" (3x3 conv, no max-pool) or "imagenet" (7x7 stride-2 conv and max-pool)
-    stem: str = "cifar"
-    # SimpleCNN: channels of the first stage
-    width: int = 32
-
-
-@dataclass
-class MixerConfig:
-    name: str = "none"
-    # lambda ~ Beta(alpha, alpha); alpha = 0 turns mixing off (lambda = 1).
-    alpha: float = 1.0
-    # One lambda (and, for CutMix, one box) per batch as in the papers, or one per example.
-    per_sample: bool = False
-    # Probability that a batch is mixed at all (CutMix's "cutmix_prob").
-    prob: float = 1.0
-    # ES: stop mixing (and every term that needs a mixed batch) for the last part of training and
-    # train plain ERM from epoch stop_epoch on, or from round(stop_fraction * epochs). null: never.
-    stop_fraction: Optional[float] = None
-    stop_epoch: Optional[int] = None
-    # LaMix: target = beta * local label + (1 - beta) * global soft label.
-    lamix_beta: float = 0.5
-    # LaMix: alternate mini-batches of original and mixed inputs (false: mixed only, Table 7).
-    lamix_original_batches: bool = True
-    # LaMix: use the global soft label (false: local label only, Table 8).
-    lamix_global_label: bool = True
-    # LaMix: how the input pair is mixed: "average" (0.5 x_i + 0.5 x_j) or "puzzlemix" (at lambda = 0.5).
-    lamix_inputs: str = "average"
-    # PuzzleMix (official CIFAR values in conf/mixer/puzzlemix.yaml). Grid sizes n (blocks per side)
-    # drawn uniformly per batch; sizes that do not tile the image (n > H, or H, W not divisible) are skipped.
-    block_sizes: List[int] = field(default_factory=lambda: [2, 4, 8, 16])
-    # Graph cut: label smoothness beta, data-local smoothness gamma, prior eta, cells of the
-    # smoothness pooling, number of mask values (3: {1, 0.5, 0}).
-    beta: float = 1.2
-    gamma: float = 0.5
-    eta: float = 0.2
-    neigh_size: int = 4
-    n_labels: int = 3
-    # Transport of salient blocks: cost weight t_eps of the move distance, block size t_size in pixels
-    # (-1: the cut's blocks), solver "auto" (approx on an accelerator, exact on the CPU), "approx", "exact".
-    transport: bool = True
-    t_eps: float = 0.8
-    t_size: int = -1
-    t_solver: str = "auto"
-    # The clean loss times clean_lam is added to the loss (0: the saliency pass runs in eval mode, no gradient).
-    clean_lam: float = 0.0
-    # Adversarial PuzzleMix: FGSM step of adv_eps/255 pixel units with probability adv_p per example.
-    adv_p: float = 0.0
-    adv_eps: float = 10.0
-    # Per-channel std of the input normalisation (pixel units), for adv_eps and the smoothness term;
-    # empty: the inputs are taken as pixel values.
-    pixel_std: List[float] = field(default_factory=list)
-    # Threads that run the graph cuts (0: os.cpu_count(); 1: the calling thread).
-    workers: int = 0
-
-
-@dataclass
-class RegularizerConfig:
-    name: str = "none"
-    # SEM: loss += gamma * D(g(x~), lam * g(x_i) + (1 - lam) * g(x_j)), g = model.features
-    gamma: float = 1.0
-    # D: "mse" (mean squared error over feature dimensions), "cosine" (1 - cosine similarity),
-    # "nmse" (mean squared error between L2-normalised vectors)
-    distance: str = "mse"
-    # Stop the gradient through the target lam * g(x_i) + (1 - lam) * g(x_j) (the clean pass is then
-    # forward-only: about 1.3x a mixup step instead of about 2x)
-    detach_target: bool = True
-
-
-@dataclass
-class LossConfig:
-    # Uniform label smoothing epsilon: target = (1 - eps) * (mixed) one-hot + eps / num_classes.
-    label_smoothing: float = 0.0
-
-
-@dataclass
 class OptimConfig:
     name: str = "sgd"
     lr: float = 0.1
@@ -164,6 +91,7 @@ class TrainerConfig:
     # "auto" takes CUDA when present; or "cpu", "cuda", "cuda:1", ...
     device: str = "auto"
     # bf16 autocast and channels_last memory format, used on CUDA only (CPU trains in float32).
+    # Evaluation always runs in float32: bf16 logits would quantise NLL/ECE and tie AUROC scores.
     bf16: bool = True
     channels_last: bool = True
     # Bit-exact repeatability on CUDA (cuDNN deterministic kernels, no benchmark autotuning).
@@ -208,9 +136,9 @@ class PathsConfig:
 @dataclass
 class Config:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    mixer: MixerConfig = field(default_factory=MixerConfig)
-    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+    model: Any = MISSING
+    mixer: Any = MISSING
+    regularizer: Any = MISSING
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
@@ -220,17 +148,44 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     # Experiment name: groups a sweep's runs (W&B group, run directory).
     name: str = "default"
+    # The method's name as the papers spell it (set by conf/method/*; null: derived from the options).
+    label: Optional[str] = None
     seed: int = 0
     resume: bool = False
+    # Caps a budget preset puts on options that have the key (budget=smoke: wrn_widen_factor), read by
+    # those options' yaml with oc.select; empty for real runs.
+    budget_limits: Dict[str, Any] = field(default_factory=dict)
 
 
 def register_configs() -> None:
-    """Put the schemas in Hydra's ConfigStore; ``conf/config.yaml`` lists ``schema`` first in its defaults."""
+    """Put the schemas in Hydra's ConfigStore; ``conf/config.yaml`` lists ``schema`` first in its defaults
+    and each ``conf/<group>/<option>.yaml`` of an option group extends ``schema/<group>/<option>``."""
     cs = ConfigStore.instance()
     cs.store(name="schema", node=Config)
+    for group, registry in OPTION_GROUPS.items():
+        for name, schema in registry.items():
+            cs.store(group=f"schema/{group}", name=name, node=schema)
 
 
-from mixexp.errors import require as _require  # noqa: E402
+def option(cfg: DictConfig, group: str):
+    """The schema object (e.g. a :class:`~mixexp.mixers.MixupConfig`) of ``cfg.<group>``: its dataclass is
+    the registry's entry for its ``name``, so a run's resolved config.yaml (untyped) reads back the same.
+    A nested node of the same group (LaMix's ``mixer.inputs``) becomes its own schema object too."""
+    return _as_schema(OPTION_GROUPS[group], group, OmegaConf.to_container(cfg[group], resolve=True))
+
+
+def _as_schema(registry, key: str, node: dict):
+    one_of(f"{key}.name", node.get("name"), registry)
+    nested = {k: _as_schema(registry, f"{key}.{k}", v) for k, v in node.items() if isinstance(v, dict) and "name" in v}
+    plain = {k: v for k, v in node.items() if k not in nested}
+    fields = [f.name for f in dataclasses.fields(registry[node["name"]])]
+    unknown = [k for k in plain if k not in fields]
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]} is not a key of {key}; allowed keys: {', '.join(fields)}")
+    schema = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(registry[node["name"]]), plain))
+    for k, v in nested.items():
+        setattr(schema, k, v)
+    return schema
 
 
 def check_keys(cfg: DictConfig, schema=Config, prefix: str = "") -> None:
@@ -246,122 +201,66 @@ def check_keys(cfg: DictConfig, schema=Config, prefix: str = "") -> None:
             check_keys(cfg[key], sub, full + ".")
 
 
+def _finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def check_trainer(t) -> None:
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        require(t[key] > 0, f"trainer.{key}", t[key], "must be a whole number > 0")
+    require(t.num_threads >= 0, "trainer.num_threads", t.num_threads, "must be >= 0 (0: torch's default)")
+    require(t.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", t.device) is not None,
+            "trainer.device", t.device, "use auto, cpu, cuda or cuda:N")
+    one_of("trainer.progress", t.progress, ("auto", "bar", "log"))
+
+
+def check_dataset(d) -> None:
+    require(0.0 < d.test_fraction < 1.0, "dataset.test_fraction", d.test_fraction, "must lie in (0, 1)")
+    require(d.channels in (None, 1, 3), "dataset.channels", d.channels, "use 1, 3 or null (the dataset's own)")
+    require(d.resize is None or d.resize > 0, "dataset.resize", d.resize, "must be > 0 or null")
+    require(d.crop_padding >= 0, "dataset.crop_padding", d.crop_padding, "must be >= 0")
+    require(len(d.mean) == len(d.std), "dataset.std", list(d.std), "needs one value per entry of dataset.mean")
+    require(all(_finite(s) and s > 0 for s in d.std), "dataset.std", list(d.std), "every value must be > 0")
+    require(all(_finite(m) for m in d.mean), "dataset.mean", list(d.mean), "every value must be finite")
+    require(d.num_classes >= 2, "dataset.num_classes", d.num_classes, "must be >= 2")
+    require(d.image_size > 0 and d.test_size > 0, "dataset.image_size/test_size", (d.image_size, d.test_size),
+            "must be > 0")
+    require(d.train_size >= 2, "dataset.train_size", d.train_size, "must be >= 2 (a training batch needs two images)")
+    require(d.num_workers >= 0, "dataset.num_workers", d.num_workers, "must be >= 0 (0 decodes in the main process)")
+
+
+def check_optim(o, s, epochs: int) -> None:
+    one_of("optim.name", o.name, ("sgd",))
+    require(_finite(o.lr), "optim.lr", o.lr, "must be a finite number")
+    require(o.lr > 0, "optim.lr", o.lr, "must be > 0")
+    require(0.0 <= o.momentum < 1.0, "optim.momentum", o.momentum, "must lie in [0, 1)")
+    require(_finite(o.weight_decay), "optim.weight_decay", o.weight_decay, "must be a finite number")
+    require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "must be >= 0")
+    require(not o.nesterov or o.momentum > 0, "optim.nesterov", o.nesterov, "needs optim.momentum > 0")
+    one_of("sched.name", s.name, ("multistep", "cosine"))
+    require(0.0 < s.gamma <= 1.0, "sched.gamma", s.gamma, "must lie in (0, 1]")
+    require(list(s.milestones) == sorted(s.milestones) and all(x > 0 for x in s.milestones),
+            "sched.milestones", list(s.milestones), "must be increasing epochs > 0")
+    require(_finite(s.min_lr), "sched.min_lr", s.min_lr, "must be a finite number")
+    require(s.min_lr >= 0, "sched.min_lr", s.min_lr, "must be >= 0")
+    require(0 <= s.warmup_epochs < epochs, "sched.warmup_epochs", s.warmup_epochs,
+            f"must lie in [0, trainer.epochs={epochs})")
+
+
 def validate(cfg: DictConfig) -> None:
-    """Check keys, ranges and registry names; raise :class:`ConfigError` naming the first bad key."""
+    """Check keys, ranges and names of the whole config; raise :class:`ConfigError` naming the first bad key."""
+    from mixexp.evaluation.checks import check_eval
+
     check_keys(cfg)
-    from mixexp.data import DATASETS
-    from mixexp.mixers import MIXERS
-    from mixexp.models import MODELS
-    from mixexp.regularizers import REGULARIZERS
-    from mixexp.train_utils import OPTIMIZERS, SCHEDULERS
-
-    def one_of(key: str, value: Any, names) -> None:
-        _require(value in names, key, value, "choose one of " + ", ".join(sorted(names)))
-
-    one_of("dataset.name", cfg.dataset.name, DATASETS)
-    one_of("model.name", cfg.model.name, MODELS)
-    one_of("mixer.name", cfg.mixer.name, MIXERS)
-    one_of("regularizer.name", cfg.regularizer.name, REGULARIZERS)
-    one_of("optim.name", cfg.optim.name, OPTIMIZERS)
-    one_of("sched.name", cfg.sched.name, SCHEDULERS)
+    require(0 <= cfg.seed < 2**63, "seed", cfg.seed, "must be a whole number in [0, 2^63)")
     one_of("logger.name", cfg.logger.name, ("none", "wandb"))
     one_of("logger.mode", cfg.logger.mode, ("offline", "online", "disabled"))
-    one_of("model.stem", cfg.model.stem, ("cifar", "imagenet"))
-    one_of("trainer.progress", cfg.trainer.progress, ("auto", "bar", "log"))
-
-    t = cfg.trainer
-    _require(t.epochs > 0, "trainer.epochs", t.epochs, "must be a whole number > 0")
-    _require(t.batch_size > 0, "trainer.batch_size", t.batch_size, "must be a whole number > 0")
-    _require(t.eval_batch_size > 0, "trainer.eval_batch_size", t.eval_batch_size, "must be a whole number > 0")
-    _require(t.num_threads >= 0, "trainer.num_threads", t.num_threads, "must be >= 0 (0: torch's default)")
-    _require(
-        t.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", t.device) is not None,
-        "trainer.device", t.device, "use auto, cpu, cuda or cuda:N",
-    )
-
-    m = cfg.mixer
-    _require(m.alpha >= 0, "mixer.alpha", m.alpha, "must be >= 0 (0 turns mixing off)")
-    _require(0.0 <= m.prob <= 1.0, "mixer.prob", m.prob, "must be a probability in [0, 1]")
-    _require(m.stop_fraction is None or 0.0 < m.stop_fraction <= 1.0, "mixer.stop_fraction", m.stop_fraction,
-             "must lie in (0, 1] or be null")
-    _require(m.stop_epoch is None or 0 <= m.stop_epoch <= t.epochs, "mixer.stop_epoch", m.stop_epoch,
-             f"must lie in [0, trainer.epochs={t.epochs}] or be null")
-    _require(m.stop_epoch is None or m.stop_fraction is None, "mixer.stop_epoch", m.stop_epoch,
-             "set either mixer.stop_epoch or mixer.stop_fraction, not both")
-    _require(0.0 <= m.lamix_beta <= 1.0, "mixer.lamix_beta", m.lamix_beta, "must lie in [0, 1]")
-    one_of("mixer.lamix_inputs", m.lamix_inputs, ("average", "puzzlemix"))
-    _require(len(m.block_sizes) > 0 and all(n > 0 for n in m.block_sizes), "mixer.block_sizes",
-             list(m.block_sizes), "must be a non-empty list of grid sizes > 0")
-    _require(m.beta >= 0, "mixer.beta", m.beta, "must be >= 0")
-    _require(m.gamma >= 0, "mixer.gamma", m.gamma, "must be >= 0")
-    _require(m.eta >= 0, "mixer.eta", m.eta, "must be >= 0")
-    _require(m.neigh_size > 0, "mixer.neigh_size", m.neigh_size, "must be a whole number > 0")
-    _require(m.n_labels >= 2, "mixer.n_labels", m.n_labels, "must be a whole number >= 2")
-    _require(m.t_eps >= 0, "mixer.t_eps", m.t_eps, "must be >= 0")
-    _require(m.t_size == -1 or m.t_size > 0, "mixer.t_size", m.t_size, "must be > 0 or -1 (the cut's blocks)")
-    one_of("mixer.t_solver", m.t_solver, ("auto", "approx", "exact"))
-    _require(m.clean_lam >= 0, "mixer.clean_lam", m.clean_lam, "must be >= 0")
-    _require(0.0 <= m.adv_p <= 1.0, "mixer.adv_p", m.adv_p, "must be a probability in [0, 1]")
-    _require(m.adv_eps >= 0, "mixer.adv_eps", m.adv_eps, "must be >= 0 (pixel units / 255)")
-    _require(all(s > 0 for s in m.pixel_std), "mixer.pixel_std", list(m.pixel_std), "every value must be > 0")
-    _require(m.workers >= 0, "mixer.workers", m.workers, "must be >= 0 (0: one per CPU core)")
-
-    r = cfg.regularizer
-    _require(r.gamma >= 0, "regularizer.gamma", r.gamma, "must be >= 0")
-    one_of("regularizer.distance", r.distance, ("mse", "cosine", "nmse"))
-    _require(r.name != "sem" or m.name in ("mixup", "cutmix", "puzzlemix"), "regularizer", r.name,
-             f"sem needs a mixer whose lambda is the input mixing ratio (mixup, cutmix, puzzlemix), not mixer={m.name}")
-
-    _require(not cfg.eval.rescaled or m.name == "mixup", "eval.rescaled", cfg.eval.rescaled,
-             f"needs a mixup-trained run (mixer=mixup), not mixer={m.name}")
-
-    ls = cfg.loss.label_smoothing
-    _require(0.0 <= ls < 1.0, "loss.label_smoothing", ls, "must lie in [0, 1)")
-    _require(ls == 0.0 or m.name != "lamix", "loss.label_smoothing", ls,
-             "is not defined for mixer=lamix (its target already has a global soft label); use 0")
-
-    d = cfg.dataset
-    _require(0.0 < d.test_fraction < 1.0, "dataset.test_fraction", d.test_fraction, "must lie in (0, 1)")
-    _require(d.channels in (None, 1, 3), "dataset.channels", d.channels, "use 1, 3 or null (the dataset's own)")
-    _require(d.resize is None or d.resize > 0, "dataset.resize", d.resize, "must be > 0 or null")
-    _require(d.crop_padding >= 0, "dataset.crop_padding", d.crop_padding, "must be >= 0")
-    _require(len(d.mean) == len(d.std), "dataset.std", list(d.std), "needs one value per entry of dataset.mean")
-    _require(all(s > 0 for s in d.std), "dataset.std", list(d.std), "every value must be > 0")
-    _require(d.num_classes >= 2, "dataset.num_classes", d.num_classes, "must be >= 2")
-    _require(d.image_size > 0 and d.train_size > 0 and d.test_size > 0,
-             "dataset.image_size/train_size/test_size", (d.image_size, d.train_size, d.test_size), "must be > 0")
-    _require(d.num_workers >= 0, "dataset.num_workers", d.num_workers, "must be >= 0 (0 decodes in the main process)")
-
-    from mixexp.data.evalsets import CORRUPTIONS, EVAL_SETS, SEVERITIES
-
-    ev = cfg.eval
-    for kind in ("shift", "ood"):
-        for name in ev[kind]:
-            one_of(f"eval.{kind}", name, [n for n, s in EVAL_SETS.items() if s.kind == kind])
-            base = EVAL_SETS[name].base
-            _require(base is None or base == d.name, f"eval.{kind}", name,
-                     f"{name} is labelled with the classes of {base}; train with dataset={base}")
-    _require(len(ev.severities) > 0 and all(v in SEVERITIES for v in ev.severities), "eval.severities",
-             list(ev.severities), "use severities from 1..5")
-    for name in ev.corruptions:
-        one_of("eval.corruptions", name, CORRUPTIONS)
-
-    o = cfg.optim
-    _require(o.lr > 0, "optim.lr", o.lr, "must be > 0")
-    _require(0.0 <= o.momentum < 1.0, "optim.momentum", o.momentum, "must lie in [0, 1)")
-    _require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "must be >= 0")
-    _require(not o.nesterov or o.momentum > 0, "optim.nesterov", o.nesterov, "needs optim.momentum > 0")
-
-    s = cfg.sched
-    _require(0.0 < s.gamma <= 1.0, "sched.gamma", s.gamma, "must lie in (0, 1]")
-    _require(list(s.milestones) == sorted(s.milestones) and all(x > 0 for x in s.milestones),
-             "sched.milestones", list(s.milestones), "must be increasing epochs > 0")
-    _require(s.min_lr >= 0, "sched.min_lr", s.min_lr, "must be >= 0")
-    _require(0 <= s.warmup_epochs < t.epochs, "sched.warmup_epochs", s.warmup_epochs,
-             f"must lie in [0, trainer.epochs={t.epochs})")
-
-    md = cfg.model
-    _require(0.0 <= md.dropout < 1.0, "model.dropout", md.dropout, "must be a probability in [0, 1)")
-    _require((md.depth - 4) % 6 == 0 and md.depth >= 10, "model.depth", md.depth, "Wide ResNet depth must be 6n+4 (e.g. 16, 22, 28, 40)")
-    _require(md.widen_factor > 0 and md.growth_rate > 0 and md.width > 0,
-             "model.widen_factor/growth_rate/width", (md.widen_factor, md.growth_rate, md.width), "must be > 0")
+    check_trainer(cfg.trainer)
+    check_dataset(cfg.dataset)
+    check_optim(cfg.optim, cfg.sched, cfg.trainer.epochs)
+    LossConfig(**cfg.loss).check(cfg)
+    mixer = option(cfg, "mixer")
+    mixer.check(cfg)
+    option(cfg, "regularizer").check(cfg, mixer)
+    option(cfg, "model").check(cfg)
+    check_eval(cfg)

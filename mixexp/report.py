@@ -23,7 +23,7 @@ from mixexp.cli import fail
 from mixexp.io import write_csv, write_text
 
 # Keys that never make two runs different configurations.
-IGNORED_PREFIXES = ("seed", "resume", "paths.", "logger.", "trainer.progress", "trainer.device",
+IGNORED_PREFIXES = ("seed", "resume", "budget_limits", "label", "paths.", "logger.", "trainer.progress", "trainer.device",
                     "trainer.num_threads", "trainer.checkpoint", "trainer.compile", "trainer.eval_batch_size",
                     "dataset.num_workers", "dataset.download", "eval.shift", "eval.ood", "eval.severities",
                     "eval.corruptions")

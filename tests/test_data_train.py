@@ -1,5 +1,5 @@
 """Acceptance: with a fixture tree as the data root, every training set trains an epoch and every
-evaluation set evaluates, through the Trainer and ``evaluate_eval_sets``."""
+evaluation set evaluates, through the Trainer and ``evaluate_sets``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import torch
 from fixtures_data import compose, data_root, fixture_tree  # noqa: F401  (pytest fixtures)
 from mixexp.config import validate
 from mixexp.data import load_dataset
-from mixexp.data.evalsets import EVAL_SETS, evaluate_eval_sets
+from mixexp.data.evalsets import EVAL_SETS
 from mixexp.data.sources import CORRUPTIONS
+from mixexp.evaluation.suite import EvalContext, evaluate_sets
 
 FAST = ["model=simplecnn", "model.width=8", "trainer.epochs=1", "trainer.batch_size=8", "trainer.eval_batch_size=16",
         "trainer.device=cpu", "trainer.progress=log", "trainer.checkpoint=false", "sched=cosine"]
@@ -43,8 +44,8 @@ def test_every_training_set_trains_one_epoch_and_its_eval_sets_evaluate(name, da
     assert metrics["epochs"] == 1 and 0.0 <= metrics["test_acc"] <= 100.0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 1
     data = load_dataset(cfg.dataset, cfg.paths.data_dir)  # from the caches the Trainer built
-    results = evaluate_eval_sets(trainer.model, cfg, cfg.paths.data_dir, trainer.device, data.mean, data.std,
-                                 cfg.trainer.eval_batch_size, data.image_shape)
+    ctx = EvalContext(cfg, trainer.device, data.mean, data.std, data.image_shape)
+    results = evaluate_sets(trainer.model, ctx, [*cfg.eval.shift, *cfg.eval.ood])
     assert list(results) == [*cfg.eval.shift, *cfg.eval.ood]
     for set_name, per in results.items():
         for sub, r in per.items():
@@ -81,9 +82,10 @@ def test_objectnet_accuracy_counts_any_mapped_id_and_ignores_other_classes(data_
         def forward(self, x):
             return self.logits.expand(x.shape[0], -1)
 
-    cfg = compose(["dataset=imagenet", f"paths.data_dir={data_root}", "eval.shift=[objectnet]", "dataset.num_workers=0"])
-    args = (cfg, data_root, "cpu", (0.5,) * 3, (0.25,) * 3, 4, (3, 16, 16))
-    fish = evaluate_eval_sets(Fixed([0.0, 5.0, 1.0, 9.0]), *args)  # id 3 is not mapped: ignored
+    cfg = compose(["dataset=imagenet", f"paths.data_dir={data_root}", "eval.shift=[objectnet]", "dataset.num_workers=0",
+                   "trainer.eval_batch_size=4"])
+    ctx = EvalContext(cfg, torch.device("cpu"), (0.5,) * 3, (0.25,) * 3, (3, 16, 16))
+    fish = evaluate_sets(Fixed([0.0, 5.0, 1.0, 9.0]), ctx, ["objectnet"])  # id 3 is not mapped: ignored
     assert fish["objectnet"]["test"]["acc"] == pytest.approx(60.0)  # 3 fish images of 5
-    shark = evaluate_eval_sets(Fixed([0.0, 1.0, 2.0, 0.0]), *args)
+    shark = evaluate_sets(Fixed([0.0, 1.0, 2.0, 0.0]), ctx, ["objectnet"])
     assert shark["objectnet"]["test"]["acc"] == pytest.approx(40.0)

@@ -10,10 +10,11 @@ from torch import nn
 from conftest import FAST, compose_cfg
 from mixexp.config import ConfigError, validate
 from mixexp.losses import mixed_cross_entropy
-from mixexp.mixers import CutMix, LaMix, Mixup, lamix_target, mixing_stop_epoch
+from mixexp.config import option
+from mixexp.mixers import CutMix, LaMix, LaMixCriterion, Mixup, lamix_target
 from mixexp.models.base import ClassifierModel
 from mixexp.regularizers import SemanticEquivarianceLoss, feature_distance
-from mixexp.rescaling import Rescaling, rescale_inputs, rescale_logits, theta_bar
+from mixexp.evaluation.rescaling import Rescaling, rescale_inputs, rescale_logits, theta_bar
 from mixexp.trainer import Trainer
 
 
@@ -117,10 +118,10 @@ def test_feature_distance_values():
 
 def test_es_stop_epoch_from_fraction_or_epoch():
     cfg = compose_cfg(["mixer=mixup", "mixer.stop_fraction=0.9", "trainer.epochs=200"])
-    assert mixing_stop_epoch(cfg.mixer, 200) == 180
+    assert option(cfg, "mixer").stop_epoch_for(200) == 180
     cfg = compose_cfg(["mixer=mixup", "mixer.stop_epoch=150"])
-    assert mixing_stop_epoch(cfg.mixer, 200) == 150
-    assert mixing_stop_epoch(compose_cfg(["mixer=mixup"]).mixer, 200) == 200
+    assert option(cfg, "mixer").stop_epoch_for(200) == 150
+    assert option(compose_cfg(["mixer=mixup"]), "mixer").stop_epoch_for(200) is None  # mixing never stops
     with pytest.raises(ConfigError, match="set either mixer.stop_epoch or mixer.stop_fraction"):
         validate(compose_cfg(["mixer=mixup", "mixer.stop_epoch=1", "mixer.stop_fraction=0.5"]))
 
@@ -168,7 +169,12 @@ def test_es_after_the_stop_point_the_model_sees_the_clean_batch(tmp_path, extra)
 
 def _lamix(**kw):
     torch.manual_seed(0)
-    return LaMix(feature_dim=6, num_classes=4, **kw)
+    return LaMix(**kw)
+
+
+def _lamix_criterion(**kw):
+    torch.manual_seed(0)
+    return LaMixCriterion(feature_dim=6, num_classes=4, **kw)
 
 
 def test_lamix_inputs_are_the_half_average_and_batches_alternate():
@@ -195,15 +201,15 @@ def test_lamix_target_rows_sum_to_one_and_beta_one_is_the_local_label():
 
 
 def test_lamix_global_head_receives_gradient_and_can_be_switched_off():
-    mixer = _lamix()
+    mixer, criterion = _lamix(), _lamix_criterion()
     x, y = _batch(8), torch.randint(0, 4, (8,))
     features = torch.randn(8, 6, requires_grad=True)
     logits = torch.randn(8, 4, requires_grad=True)
-    mixer.loss(logits, features, y, mixer(x, y)).backward()
-    assert mixer.head.weight.grad.abs().sum().item() > 0
-    plain = _lamix(global_label=False)
-    mixed = plain(x, y)
-    loss = plain.loss(logits, features, y, mixed)
+    criterion(logits, features, y, mixer(x, y)).backward()
+    assert criterion.head.weight.grad.abs().sum().item() > 0
+    plain = _lamix_criterion(global_label=False)
+    mixed = mixer(x, y)
+    loss = plain(logits, features, y, mixed)
     torch.testing.assert_close(loss, mixed_cross_entropy(logits, y, mixed.partner, mixed.lam))
 
 
@@ -285,7 +291,7 @@ def test_a_mixup_run_reports_rescaled_metrics_and_stores_the_statistics(tmp_path
     assert saved["theta_bar"] == metrics["rescaling_theta_bar"] and saved["x_bar"].shape == (3, 8, 8)
     assert saved["y_bar"].sum().item() == pytest.approx(1.0)
     # the rescaled NLL is computed from the formulas on the same test set
-    from mixexp.metrics import predict_logits
+    from mixexp.evaluation.metrics import predict_logits
     z, labels = predict_logits(trainer.model, trainer.test_loader, transform=trainer.rescaling.inputs)
     nll = F.cross_entropy(rescale_logits(z, trainer.rescaling.y_bar, trainer.rescaling.theta), labels).item()
     assert metrics["rescaled_test_nll"] == pytest.approx(nll, rel=1e-6)

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from mixexp.config import MixerConfig
+from mixexp.config import option
 from mixexp.losses import mixed_correct, mixed_cross_entropy
-from mixexp.mixers import MIXERS, CutMix, Mixup, NoMixing, build_mixer, cutmix, mixup, sample_lambda
+from mixexp.mixers import MIXERS, CutMix, CutMixConfig, Mixup, NoMixing, cutmix, mixup, sample_lambda
 
 
 def batch(b=16, c=3, h=32, w=32, seed=0):
@@ -95,9 +95,13 @@ def test_mixed_correct_weights_both_labels():
 
 
 def test_build_mixer_from_config():
-    assert isinstance(build_mixer(OmegaConf.structured(MixerConfig(name="cutmix"))), CutMix)
+    assert isinstance(CutMixConfig().build(10, 8), CutMix)
+    # a run's resolved (untyped) config reads back as its option's schema
+    cfg = OmegaConf.create({"mixer": {"name": "cutmix", "alpha": 0.4}})
+    schema = option(cfg, "mixer")
+    assert isinstance(schema, CutMixConfig) and schema.alpha == 0.4 and schema.prob == 1.0
     with pytest.raises(ValueError, match="mixer.name='x' is not allowed: choose one of " + ", ".join(sorted(MIXERS))):
-        build_mixer(OmegaConf.structured(MixerConfig(name="x")))
+        option(OmegaConf.create({"mixer": {"name": "x"}}), "mixer")
 
 
 def test_sampling_lambda_never_waits_for_the_device(monkeypatch):

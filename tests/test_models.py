@@ -8,13 +8,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mixexp.config import CONF_DIR, ModelConfig
-from mixexp.models import MODELS, ClassifierModel, build_model, count_parameters
+from mixexp.config import CONF_DIR
+from mixexp.models import MODELS, ClassifierModel, count_parameters
 
 
 def make(name: str, num_classes: int = 10, in_channels: int = 3, input_size: int = 32, **overrides) -> ClassifierModel:
-    cfg = OmegaConf.structured(ModelConfig(name=name, **overrides))
-    return build_model(cfg, num_classes, in_channels, input_size)
+    return MODELS[name](**overrides).build(num_classes, in_channels, input_size)
 
 
 # Counts for 10 classes, 3 x 32 x 32 input, and the tolerance each is checked to.
@@ -31,7 +30,7 @@ FEATURE_DIMS = {"preactresnet18": 512, "wrn28_10": 640, "resnet50": 2048, "lenet
 
 
 def test_registry_names():
-    assert sorted(MODELS) == sorted(PARAM_COUNTS)
+    assert sorted(MODELS) == sorted([*PARAM_COUNTS, "timm"])
 
 
 @pytest.mark.parametrize("name", sorted(PARAM_COUNTS))
@@ -140,9 +139,25 @@ def test_simplecnn_trains():
 
 
 def test_unknown_name_raises():
+    from mixexp.config import option
+
     with pytest.raises(ValueError, match=r"model\.name") as info:
-        make("vgg16")
+        option(OmegaConf.create({"model": {"name": "vgg16"}}), "model")
     assert "preactresnet18" in str(info.value)
+
+
+@pytest.mark.parametrize("variant,count", [("preact", 11_172_170), ("puzzlemix", 11_171_146), ("fb", 11_171_274)])
+def test_preactresnet18_variants_have_their_code_bases_parameter_counts(variant, count):
+    # puzzlemix: snu-mllab/PuzzleMix models/preresnet.py; fb: facebookresearch/mixup-cifar10 models/resnet.py ResNet18
+    assert count_parameters(make("preactresnet18", variant=variant)) == count
+
+
+def test_stride2_stem_halves_64px_inputs_before_the_first_stage():
+    model = make("preactresnet18", input_size=64, variant="puzzlemix", stem="stride2")
+    seen = {}
+    model.layer1.register_forward_hook(lambda m, i, o: seen.update(shape=tuple(o.shape)))
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+    assert seen["shape"] == (2, 64, 32, 32)
 
 
 def test_lenet_too_small_raises():
@@ -156,6 +171,6 @@ def test_yaml_matches_schema(name):
     path = Path(CONF_DIR) / "model" / f"{name}.yaml"
     node = OmegaConf.load(path)
     # Merging onto the schema rejects unknown keys and wrong types, as Hydra does when composing.
-    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), node)
+    cfg = OmegaConf.merge(OmegaConf.structured(MODELS[name]), {k: v for k, v in node.items() if k != "defaults"})
     assert cfg.name == name
-    assert set(node.keys()) <= set(ModelConfig.__dataclass_fields__)
+    assert list(node.defaults) == [f"/schema/model/{name}@_here_", "_self_"]

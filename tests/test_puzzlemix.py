@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from mixexp.config import ConfigError, MixerConfig, validate
-from mixexp.mixers import PuzzleMix, build_mixer, graph_cut_mask, puzzle_mix
+from mixexp.config import ConfigError, option, validate
+from mixexp.mixers import PuzzleMix, PuzzleMixConfig, graph_cut_mask, puzzle_mix
 from mixexp.mixers.puzzlemix import cut_energy, solve_cuts, valid_grid_sizes
 from mixexp.mixers.puzzlemix_transport import apply_transport, to_blocks, transport_cost, transport_plan
 from mixexp.models.simple_cnn import SimpleCNN
@@ -246,13 +246,13 @@ def test_mix_at_half_for_lamix():
 def test_built_from_the_config_with_the_official_values():
     cfg = compose_cfg(["mixer=puzzlemix", "dataset=cifar100"])
     validate(cfg)
-    mixer = build_mixer(cfg.mixer)
+    mixer = option(cfg, "mixer").build()
     assert isinstance(mixer, PuzzleMix)
     official = (1.0, 1.2, 0.5, 0.2, 4, 3)
     assert (mixer.alpha, mixer.beta, mixer.gamma, mixer.eta, mixer.neigh_size, mixer.n_labels) == official
     assert (mixer.transport, mixer.t_eps, mixer.t_size, mixer.block_sizes) == (True, 0.8, 4, [2, 4, 8, 16])
     assert len(mixer.pixel_std) == 3 and mixer.pixel_std == list(cfg.dataset.std)  # follows dataset.std
-    assert isinstance(build_mixer(OmegaConf.structured(MixerConfig(name="puzzlemix"))), PuzzleMix)
+    assert isinstance(PuzzleMixConfig().build(), PuzzleMix)
 
 
 def test_a_short_run_on_synthetic_data_completes(tmp_path):

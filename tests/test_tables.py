@@ -15,8 +15,9 @@ from conftest import run_cli
 from fixtures_data import compose, data_root, fixture_tree  # noqa: F401  (pytest fixtures)
 from mixexp.config import validate
 from mixexp.data.sources import CORRUPTIONS
-from mixexp.evaluation import eval_set_metrics, ood_auroc
-from mixexp.metrics import classification_metrics
+from mixexp.evaluation.metrics import ood_auroc
+from mixexp.evaluation.suite import set_metrics as eval_set_metrics
+from mixexp.evaluation.metrics import classification_metrics
 from mixexp.report import build_paper_report
 from mixexp.tables import load_tables
 
@@ -166,7 +167,7 @@ def test_a_report_is_logged_as_a_wandb_table_offline(tmp_path, monkeypatch):
 
 
 def test_mixexp_eval_adds_sets_to_a_sweep_folder_and_keeps_what_was_reported(data_root, tmp_path):
-    from mixexp.evaluate import cli
+    from mixexp.evaluation.cli import cli
     from mixexp.trainer import Trainer
 
     run = tmp_path / "dataset=cifar10,method=mixup,seed=0"  # a sweep folder: '=' in its name

@@ -88,15 +88,3 @@ class DeviceLoader:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y
-
-
-def build_loader(data, batch_size: int, **kwargs):
-    """The loader for a dataset split: device-resident for an :class:`ImageSet`; streamed from disk by
-    DataLoader workers for a :class:`~mixexp.data.folder.FolderSet` (ImageNet, ObjectNet), same interface."""
-    if isinstance(data, ImageSet):
-        return DeviceLoader(data, batch_size, **kwargs)
-    from mixexp.data.folder import FolderSet, StreamingLoader
-
-    if isinstance(data, FolderSet):
-        return StreamingLoader(data, batch_size, **kwargs)
-    raise TypeError(f"no loader for {type(data).__name__}")

@@ -1,35 +1,21 @@
-"""What every mixer returns, and the lambda sampling they share."""
+"""What every mixer returns, the lambda sampling they share, and the config keys they share.
+
+A mixer option is a config schema (a dataclass: its fields are the option's keys and defaults, its
+``check`` holds the range checks, its ``build`` makes the :class:`Mixer`) plus ``conf/mixer/<name>.yaml``.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
-from mixexp.losses import mixed_cross_entropy
-
-
-@dataclass
-class MixedBatch:
-    """A mixed batch: ``inputs[i]`` blends example i with example ``partner[i]``.
-
-    ``lam[i]`` is the weight of example i's own label, so the mixed target is
-    ``lam * y_i + (1 - lam) * y_partner``. An unmixed batch has ``lam == 1`` everywhere.
-    """
-
-    inputs: torch.Tensor  # (B, C, H, W)
-    partner: torch.Tensor  # int64 (B,)
-    lam: torch.Tensor  # float32 (B,)
-    # A loss the mixer computed on the way (e.g. the clean loss of a saliency pass), added as is.
-    extra_loss: Optional[torch.Tensor] = None
-
-    @classmethod
-    def unmixed(cls, x: torch.Tensor) -> "MixedBatch":
-        """The batch as it is: each example its own partner, lambda = 1."""
-        b = x.shape[0]
-        return cls(x, torch.arange(b, device=x.device), torch.ones(b, device=x.device))
+from mixexp.errors import require
+from mixexp.method import Criterion, MixedBatch, Method
 
 
 def sample_lambda(alpha: float, batch_size: int, per_sample: bool, prob: float, device) -> torch.Tensor:
@@ -55,6 +41,83 @@ def random_partner(batch_size: int, device) -> torch.Tensor:
     return torch.randperm(batch_size, device=device)
 
 
+@dataclass
+class MixerConfig:
+    """The keys of every mixer option."""
+
+    name: str = MISSING
+    # lambda ~ Beta(alpha, alpha); alpha = 0 turns mixing off (lambda = 1). Every mixer has the key (``none``
+    # ignores it) so that a recipe can set one alpha for all the methods of a table.
+    alpha: float = 1.0
+    # True where lambda is the share of example i in the mixed input (what SEM's target needs)
+    lam_is_input_ratio: ClassVar[bool] = False
+
+    def label(self) -> str:
+        """The mixer's part of the method's name as the papers spell it (``none`` is ``erm``)."""
+        return self.name
+
+    def check(self, cfg) -> None:
+        """Range checks; ``cfg`` is the whole run config (some limits depend on trainer.epochs)."""
+        require(math.isfinite(self.alpha), "mixer.alpha", self.alpha, "must be a finite number")
+        require(self.alpha >= 0, "mixer.alpha", self.alpha, "must be >= 0 (0 turns mixing off)")
+
+    def build(self, num_classes: int, feature_dim: int) -> "Mixer":
+        raise NotImplementedError
+
+    def stop_epoch_for(self, epochs: int) -> Optional[int]:
+        """ES: the first epoch trained without mixing (None: mixing never stops)."""
+        return None
+
+    def build_method(self, criterion: Criterion, regularizers, num_classes: int, feature_dim: int,
+                     epochs: int) -> Method:
+        """The method this mixer trains with: by default mix, one forward pass, ``criterion``."""
+        return Method(self.build(num_classes, feature_dim), criterion, regularizers, self.stop_epoch_for(epochs))
+
+
+@dataclass
+class MixingConfig(MixerConfig):
+    """The keys of every option that mixes: ES."""
+
+    # ES: stop mixing (and every term that needs a mixed batch) for the last part of training and
+    # train plain ERM from epoch stop_epoch on, or from round(stop_fraction * epochs). null: never.
+    stop_fraction: Optional[float] = None
+    stop_epoch: Optional[int] = None
+
+    def label(self) -> str:
+        return self.name + ("+es" if self.stop_epoch is not None or self.stop_fraction is not None else "")
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        key, epochs = "mixer", cfg.trainer.epochs
+        require(self.stop_fraction is None or 0.0 < self.stop_fraction <= 1.0, f"{key}.stop_fraction",
+                self.stop_fraction, "must lie in (0, 1] or be null")
+        require(self.stop_epoch is None or 0 <= self.stop_epoch <= epochs, f"{key}.stop_epoch", self.stop_epoch,
+                f"must lie in [0, trainer.epochs={epochs}] or be null")
+        require(self.stop_epoch is None or self.stop_fraction is None, f"{key}.stop_epoch", self.stop_epoch,
+                "set either mixer.stop_epoch or mixer.stop_fraction, not both")
+
+    def stop_epoch_for(self, epochs: int) -> Optional[int]:
+        if self.stop_epoch is not None:
+            return int(self.stop_epoch)
+        if self.stop_fraction is not None:
+            return int(round(self.stop_fraction * epochs))
+        return None
+
+
+@dataclass
+class PairMixingConfig(MixingConfig):
+    """Random pairs: one lambda per batch (as the reference codes) or per example, applied with ``prob``."""
+
+    lam_is_input_ratio: ClassVar[bool] = True
+    per_sample: bool = False
+    # Probability that a batch is mixed at all (CutMix's "cutmix_prob").
+    prob: float = 1.0
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        require(0.0 <= self.prob <= 1.0, "mixer.prob", self.prob, "must be a probability in [0, 1]")
+
+
 class Mixer(nn.Module):
     """A mixing method: how a batch is mixed (``forward``) and how its loss is formed (``loss``).
 
@@ -67,15 +130,8 @@ class Mixer(nn.Module):
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, model: Optional[nn.Module] = None) -> MixedBatch:
         raise NotImplementedError
 
-    # Uniform label smoothing of the (mixed) one-hot target; set from ``loss.label_smoothing``.
-    label_smoothing: float = 0.0
-
     def check_input_shape(self, shape: tuple) -> None:
         """Raise a one-line ValueError naming the key if images of ``shape`` (C, H, W) cannot be mixed."""
-
-    def loss(self, logits: torch.Tensor, features: torch.Tensor, y: torch.Tensor, mixed: MixedBatch) -> torch.Tensor:
-        """lam * CE(y_i) + (1 - lam) * CE(y_partner), averaged over the batch (label-smoothed if set)."""
-        return mixed_cross_entropy(logits, y, mixed.partner, mixed.lam, self.label_smoothing)
 
 
 class PairMixer(Mixer):
@@ -97,3 +153,16 @@ class NoMixing(Mixer):
 
     def forward(self, x: torch.Tensor, y=None, model=None) -> MixedBatch:
         return MixedBatch.unmixed(x)
+
+
+@dataclass
+class NoMixingConfig(MixerConfig):
+    """``mixer=none``: ERM."""
+
+    name: str = "none"
+
+    def label(self) -> str:
+        return "erm"
+
+    def build(self, num_classes: int, feature_dim: int) -> Mixer:
+        return NoMixing()

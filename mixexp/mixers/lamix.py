@@ -1,24 +1,27 @@
 """LaMix, "Bypassing the Random Input Mixing in Mixup" (ICLR 2021 submission).
 
-The input pair is always averaged, x~ = 0.5 x_i + 0.5 x_j (or mixed by PuzzleMix at lambda = 0.5), and
-the randomness moves to the label: for S = f(x~) and prediction softmax(W_l S),
+The input pair is always mixed at ratio 1/2, x~ = 0.5 x_i + 0.5 x_j (or by PuzzleMix at lambda = 0.5:
+``mixer.inputs``), and the randomness moves to the label: for S = f(x~) and prediction softmax(W_l S),
 
     target = beta * (lam y_i + (1 - lam) y_j) + (1 - beta) * p,   p = softmax(sigmoid(W_t S)),
 
 with lam drawn afresh per pair and W_t an extra head of W_l's shape. p is not detached, so W_t learns
 through this loss. Mini-batches alternate: original inputs (target beta y_i + (1 - beta) p), then mixed.
+The method is :class:`LaMix` (input side) plus :class:`LaMixCriterion` (the target, which owns W_t).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mixexp.losses import soft_cross_entropy
-from mixexp.mixers.base import MixedBatch, Mixer, random_partner, sample_lambda
+from mixexp.errors import require
+from mixexp.losses import mixed_target, soft_cross_entropy
+from mixexp.method import Method
+from mixexp.mixers.base import MixedBatch, Mixer, MixingConfig, random_partner, sample_lambda
 from mixexp.mixers.mixup import mixup
 
 
@@ -30,25 +33,24 @@ def global_soft_label(head: nn.Linear, features: torch.Tensor) -> torch.Tensor:
 def lamix_target(y: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, global_label: Optional[torch.Tensor],
                  beta: float, num_classes: int) -> torch.Tensor:
     """beta * (lam y_i + (1 - lam) y_j) + (1 - beta) * p; the local label alone when p is None."""
-    one_hot = F.one_hot(y, num_classes).float()
-    local = torch.lerp(one_hot[partner], one_hot, lam.float()[:, None])
+    local = mixed_target(y, partner, lam, num_classes)
     return local if global_label is None else beta * local + (1.0 - beta) * global_label
 
 
-class LaMix(Mixer):
-    """Fixed input average, random label ratio lam ~ Beta(alpha, alpha) per pair (alpha=1: uniform)."""
+def average_pair(x: torch.Tensor, y: torch.Tensor, model: nn.Module, partner: torch.Tensor) -> torch.Tensor:
+    """0.5 x_i + 0.5 x_partner(i)."""
+    return mixup(x, partner, torch.full((x.shape[0],), 0.5, device=x.device))
 
-    def __init__(self, feature_dim: int, num_classes: int, alpha: float = 1.0, beta: float = 0.5,
-                 original_batches: bool = True, global_label: bool = True,
+
+class LaMix(Mixer):
+    """Fixed input ratio 1/2, random label ratio lam ~ Beta(alpha, alpha) per pair (alpha=1: uniform)."""
+
+    def __init__(self, alpha: float = 1.0, original_batches: bool = True,
                  mix_inputs: Optional[Callable[..., torch.Tensor]] = None) -> None:
         super().__init__()
-        self.num_classes, self.alpha, self.beta = num_classes, alpha, beta
-        self.original_batches, self.use_global_label = original_batches, global_label
-        # W_t, shaped like the model's classifier W_l. Kept even without the global label so that
-        # checkpoints have one layout; it then gets no gradient.
-        self.head = nn.Linear(feature_dim, num_classes)
-        # (x, y, model, partner) -> mixed inputs at ratio 0.5; default the pixel-wise average.
-        self.mix_inputs = mix_inputs or (lambda x, y, model, partner: mixup(x, partner, torch.full_like(y, 0.5, dtype=x.dtype)))
+        self.alpha, self.original_batches = alpha, original_batches
+        # (x, y, model, partner) -> mixed inputs at ratio 0.5
+        self.mix_inputs = mix_inputs or average_pair
         self.steps = 0  # host-side counter that decides original vs mixed; checkpointed as extra state
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, model=None) -> MixedBatch:
@@ -61,12 +63,66 @@ class LaMix(Mixer):
         lam = sample_lambda(self.alpha, b, per_sample=True, prob=1.0, device=x.device)
         return MixedBatch(self.mix_inputs(x, y, model, partner), partner, lam)
 
-    def loss(self, logits: torch.Tensor, features: torch.Tensor, y: torch.Tensor, mixed: MixedBatch) -> torch.Tensor:
-        p = global_soft_label(self.head, features) if self.use_global_label else None
-        return soft_cross_entropy(logits, lamix_target(y, mixed.partner, mixed.lam, p, self.beta, self.num_classes))
-
     def get_extra_state(self) -> Any:
         return {"steps": self.steps}
 
     def set_extra_state(self, state: Any) -> None:
         self.steps = int(state["steps"])
+
+
+class LaMixCriterion(nn.Module):
+    """Cross-entropy against LaMix's target; owns the global head W_t (shaped like the classifier W_l).
+
+    The head is kept without the global label too, so that checkpoints have one layout; it then gets
+    no gradient.
+    """
+
+    def __init__(self, feature_dim: int, num_classes: int, beta: float = 0.5, global_label: bool = True) -> None:
+        super().__init__()
+        self.num_classes, self.beta, self.use_global_label = num_classes, beta, global_label
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def forward(self, logits: torch.Tensor, features: torch.Tensor, y: torch.Tensor, mixed: MixedBatch) -> torch.Tensor:
+        p = global_soft_label(self.head, features) if self.use_global_label else None
+        return soft_cross_entropy(logits, lamix_target(y, mixed.partner, mixed.lam, p, self.beta, self.num_classes))
+
+
+@dataclass
+class LaMixConfig(MixingConfig):
+    """``mixer=lamix``; ``inputs``: null (the pixel average) or a mixer node (``/mixer@mixer.inputs: puzzlemix``)
+    whose mixing at lambda = 1/2 replaces the average (LaMix Tables 3-4)."""
+
+    name: str = "lamix"
+    # target = beta * local label + (1 - beta) * global soft label
+    lamix_beta: float = 0.5
+    # alternate mini-batches of original and mixed inputs (false: mixed only, Table 7)
+    lamix_original_batches: bool = True
+    # use the global soft label (false: local label only, Table 8)
+    lamix_global_label: bool = True
+    inputs: Optional[Any] = None
+
+    def label(self) -> str:
+        # spelt as in the papers' tables: LaMix on PuzzleMix inputs is "lamix_puzzle"
+        name = "lamix" if self.inputs is None else {"puzzlemix": "lamix_puzzle"}.get(self.inputs.name, f"lamix_{self.inputs.name}")
+        name += "" if self.lamix_original_batches else "-no_original"
+        name += "" if self.lamix_global_label else "-no_global_label"
+        return name + ("+es" if self.stop_epoch_for(1) is not None else "")
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        require(0.0 <= self.lamix_beta <= 1.0, "mixer.lamix_beta", self.lamix_beta, "must lie in [0, 1]")
+        require(cfg.loss.label_smoothing == 0.0, "loss.label_smoothing", cfg.loss.label_smoothing,
+                "is not defined for mixer=lamix (its target already has a global soft label); use 0")
+        if self.inputs is not None:
+            require(hasattr(self.inputs.build(), "mix_at_half"), "mixer.inputs", self.inputs.name,
+                    "choose an input mixer that can mix a given pair at lambda = 1/2 (puzzlemix) or null")
+            self.inputs.check(cfg)
+
+    def build(self, num_classes: int, feature_dim: int) -> LaMix:
+        mix_inputs = None if self.inputs is None else self.inputs.build(num_classes, feature_dim).mix_at_half
+        return LaMix(self.alpha, self.lamix_original_batches, mix_inputs)
+
+    def build_method(self, criterion, regularizers, num_classes: int, feature_dim: int, epochs: int) -> Method:
+        lamix = LaMixCriterion(feature_dim, num_classes, self.lamix_beta, self.lamix_global_label)
+        return Method(self.build(num_classes, feature_dim), lamix, regularizers, self.stop_epoch_for(epochs),
+                      erm_criterion=criterion)

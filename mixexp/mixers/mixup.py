@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from mixexp.mixers.base import MixedBatch, PairMixer
+from mixexp.mixers.base import MixedBatch, PairMixer, PairMixingConfig
 
 
 def mixup(x: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -19,3 +21,11 @@ class Mixup(PairMixer):
     def forward(self, x: torch.Tensor, y=None, model=None) -> MixedBatch:
         lam, partner = self.draw(x)
         return MixedBatch(mixup(x, partner, lam), partner, lam)
+
+
+@dataclass
+class MixupConfig(PairMixingConfig):
+    name: str = "mixup"
+
+    def build(self, num_classes: int, feature_dim: int) -> Mixup:
+        return Mixup(self.alpha, self.per_sample, self.prob)

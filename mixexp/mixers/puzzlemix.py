@@ -57,6 +57,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
@@ -65,8 +66,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixexp.mixers.base import MixedBatch, Mixer, random_partner, sample_lambda
-from mixexp.mixers.puzzlemix_transport import apply_transport, transport_plan
+from mixexp.errors import one_of, require
+from mixexp.mixers.base import MixedBatch, Mixer, PairMixingConfig, random_partner, sample_lambda
+from mixexp.mixers.puzzlemix_transport import TRANSPORT_SOLVERS, apply_transport, transport_plan
 
 GRID_SIZES = (2, 4, 8, 16)
 # Per pair, costs are scaled so that the largest unary cost is this integer ...
@@ -377,15 +379,6 @@ class PuzzleMix(Mixer):
         self.workers = int(workers) if workers else (os.cpu_count() or 1)
         self._executor: Optional[ThreadPoolExecutor] = None
 
-    @classmethod
-    def from_config(cls, cfg) -> "PuzzleMix":
-        return cls(
-            alpha=cfg.alpha, block_sizes=list(cfg.block_sizes), beta=cfg.beta, gamma=cfg.gamma, eta=cfg.eta,
-            neigh_size=cfg.neigh_size, n_labels=cfg.n_labels, transport=cfg.transport, t_eps=cfg.t_eps,
-            t_size=cfg.t_size, t_solver=cfg.t_solver, clean_lam=cfg.clean_lam, adv_p=cfg.adv_p, adv_eps=cfg.adv_eps,
-            pixel_std=list(cfg.pixel_std), workers=cfg.workers, per_sample=cfg.per_sample, prob=cfg.prob,
-        )
-
     def __getstate__(self):  # the thread pool is neither copied nor pickled
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
         state = dict(state)
@@ -477,3 +470,59 @@ class PuzzleMix(Mixer):
         saliency, _, _ = self.saliency(x, y, model, clean_lam=0.0)
         n = grids[int(torch.randint(len(grids), ()).item())]
         return self._mix(x, saliency, partner, 0.5, n)[0]
+
+
+@dataclass
+class PuzzleMixConfig(PairMixingConfig):
+    """``mixer=puzzlemix``; the official CIFAR values are the defaults (conf/mixer/puzzlemix.yaml cites them)."""
+
+    name: str = "puzzlemix"
+    # Grid sizes n (blocks per side) drawn uniformly per batch; sizes that do not tile the image are skipped.
+    block_sizes: List[int] = field(default_factory=lambda: list(GRID_SIZES))
+    # Graph cut: label smoothness beta, data-local smoothness gamma, prior eta, cells of the
+    # smoothness pooling, number of mask values (3: {1, 0.5, 0}).
+    beta: float = 1.2
+    gamma: float = 0.5
+    eta: float = 0.2
+    neigh_size: int = 4
+    n_labels: int = 3
+    # Transport of salient blocks: cost weight t_eps of the move distance, block size t_size in pixels
+    # (-1: the cut's blocks), solver "auto" (approx on an accelerator, exact on the CPU), "approx", "exact".
+    transport: bool = True
+    t_eps: float = 0.8
+    t_size: int = 4
+    t_solver: str = "auto"
+    # The clean loss times clean_lam is added to the loss (0: the saliency pass runs in eval mode, no gradient).
+    clean_lam: float = 0.0
+    # Adversarial PuzzleMix: FGSM step of adv_eps/255 pixel units with probability adv_p per example.
+    adv_p: float = 0.0
+    adv_eps: float = 10.0
+    # Per-channel std of the input normalisation (pixel units), for adv_eps and the smoothness term;
+    # empty: the inputs are taken as pixel values.
+    pixel_std: List[float] = field(default_factory=list)
+    # Threads that run the graph cuts (0: os.cpu_count(); 1: the calling thread).
+    workers: int = 0
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        require(len(self.block_sizes) > 0 and all(n > 0 for n in self.block_sizes), "mixer.block_sizes",
+                list(self.block_sizes), "must be a non-empty list of grid sizes > 0")
+        for key in ("beta", "gamma", "eta", "t_eps", "clean_lam"):
+            require(getattr(self, key) >= 0, f"mixer.{key}", getattr(self, key), "must be >= 0")
+        require(self.neigh_size > 0, "mixer.neigh_size", self.neigh_size, "must be a whole number > 0")
+        require(self.n_labels >= 2, "mixer.n_labels", self.n_labels, "must be a whole number >= 2")
+        require(self.t_size == -1 or self.t_size > 0, "mixer.t_size", self.t_size, "must be > 0 or -1 (the cut's blocks)")
+        one_of("mixer.t_solver", self.t_solver, TRANSPORT_SOLVERS)
+        require(0.0 <= self.adv_p <= 1.0, "mixer.adv_p", self.adv_p, "must be a probability in [0, 1]")
+        require(self.adv_eps >= 0, "mixer.adv_eps", self.adv_eps, "must be >= 0 (pixel units / 255)")
+        require(all(v > 0 for v in self.pixel_std), "mixer.pixel_std", list(self.pixel_std), "every value must be > 0")
+        require(self.workers >= 0, "mixer.workers", self.workers, "must be >= 0 (0: one per CPU core)")
+
+    def build(self, num_classes: int = 0, feature_dim: int = 0) -> PuzzleMix:
+        return PuzzleMix(
+            alpha=self.alpha, block_sizes=self.block_sizes, beta=self.beta, gamma=self.gamma, eta=self.eta,
+            neigh_size=self.neigh_size, n_labels=self.n_labels, transport=self.transport, t_eps=self.t_eps,
+            t_size=self.t_size, t_solver=self.t_solver, clean_lam=self.clean_lam, adv_p=self.adv_p,
+            adv_eps=self.adv_eps, pixel_std=self.pixel_std, workers=self.workers, per_sample=self.per_sample,
+            prob=self.prob,
+        )

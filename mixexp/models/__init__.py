@@ -1,40 +1,23 @@
-"""The model zoo: every architecture a config can name, behind one builder signature.
-
-``MODELS[name](cfg, num_classes, in_channels, input_size)`` returns a :class:`ClassifierModel`,
-whose ``features`` and ``classifier`` regularizers may call separately.
-"""
+"""The model zoo: ``MODELS`` maps each ``model=`` option to its schema, whose ``build(num_classes,
+in_channels, input_size)`` returns a :class:`ClassifierModel` (``features`` + ``classifier``)."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Dict, Type
 
-from mixexp.errors import ConfigError
-from mixexp.models.base import ClassifierModel, count_parameters
-from mixexp.models.densenet import densenet121
-from mixexp.models.lenet import lenet
-from mixexp.models.preact_resnet import preactresnet18
-from mixexp.models.resnet import resnet50
-from mixexp.models.simple_cnn import simplecnn
-from mixexp.models.wide_resnet import wrn
+from mixexp.models.base import ClassifierModel, ModelConfig, count_parameters
+from mixexp.models.densenet import DenseNet121Config
+from mixexp.models.lenet import LeNetConfig
+from mixexp.models.preact_resnet import PreActResNet18Config
+from mixexp.models.resnet import ResNet50Config
+from mixexp.models.simple_cnn import SimpleCNNConfig
+from mixexp.models.timm_model import TimmConfig
+from mixexp.models.wide_resnet import WideResNetConfig
 
-MODELS: Dict[str, Callable[..., ClassifierModel]] = {
-    "preactresnet18": preactresnet18,
-    "wrn28_10": wrn,
-    "resnet50": resnet50,
-    "lenet": lenet,
-    "densenet121": densenet121,
-    "simplecnn": simplecnn,
+MODELS: Dict[str, Type[ModelConfig]] = {
+    schema.name: schema
+    for schema in (PreActResNet18Config, WideResNetConfig, ResNet50Config, LeNetConfig, DenseNet121Config,
+                   SimpleCNNConfig, TimmConfig)
 }
 
-
-def build_model(cfg, num_classes: int, in_channels: int, input_size: int) -> ClassifierModel:
-    """Build the model ``cfg.name`` for images of ``in_channels`` x ``input_size`` x ``input_size``."""
-    builder = MODELS.get(cfg.name)
-    if builder is None:
-        raise ConfigError(
-            f"model.name={cfg.name!r} is not allowed: choose one of " + ", ".join(sorted(MODELS))
-        )
-    return builder(cfg, int(num_classes), int(in_channels), int(input_size))
-
-
-__all__ = ["MODELS", "ClassifierModel", "build_model", "count_parameters"]
+__all__ = ["MODELS", "ClassifierModel", "ModelConfig", "count_parameters"]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import List, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixexp.models.base import ClassifierModel
+from mixexp.errors import require
+from mixexp.models.base import ClassifierModel, ModelConfig
 
 
 class DenseBottleneck(nn.Module):
@@ -74,6 +76,17 @@ class DenseNet(ClassifierModel):
         out = F.relu(self.bn(out))
         return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
 
+    def mixing_layers(self) -> List[nn.Module]:
+        return list(self.dense)
 
-def densenet121(cfg, num_classes: int, in_channels: int, input_size: int) -> DenseNet:
-    return DenseNet((6, 12, 24, 16), int(cfg.growth_rate), num_classes, in_channels)
+
+@dataclass
+class DenseNet121Config(ModelConfig):
+    name: str = "densenet121"
+    growth_rate: int = 32
+
+    def check(self, cfg) -> None:
+        require(self.growth_rate > 0, "model.growth_rate", self.growth_rate, "must be a whole number > 0")
+
+    def build(self, num_classes: int, in_channels: int, input_size: int) -> DenseNet:
+        return DenseNet((6, 12, 24, 16), self.growth_rate, num_classes, in_channels)

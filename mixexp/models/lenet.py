@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import List
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mixexp.errors import ConfigError
-from mixexp.models.base import ClassifierModel
+from mixexp.models.base import ClassifierModel, ModelConfig
 
 # Two valid 5x5 convs each followed by a 2x2 max-pool: 16 px is the smallest input that keeps 1 px.
 LENET_MIN_INPUT_SIZE = 16
@@ -45,6 +48,13 @@ class LeNet(ClassifierModel):
         out = torch.flatten(out, 1)
         return F.relu(self.fc2(F.relu(self.fc1(out))))
 
+    def mixing_layers(self) -> List[nn.Module]:
+        return [self.conv1, self.conv2]
 
-def lenet(cfg, num_classes: int, in_channels: int, input_size: int) -> LeNet:
-    return LeNet(num_classes, in_channels, int(input_size))
+
+@dataclass
+class LeNetConfig(ModelConfig):
+    name: str = "lenet"
+
+    def build(self, num_classes: int, in_channels: int, input_size: int) -> LeNet:
+        return LeNet(num_classes, in_channels, input_size)

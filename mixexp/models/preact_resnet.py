@@ -1,14 +1,32 @@
-"""Pre-activation ResNet-18 for small images."""
+"""Pre-activation ResNet-18 for small images, in the three forms the papers' code bases use.
+
+``variant`` (each adds or drops a BatchNorm around the same pre-activation blocks):
+
+- ``preact`` (ours): 3x3 conv stem, blocks, then BN + ReLU before pooling, as a pre-activation
+  network should end (He et al. 2016, "Identity Mappings"): 11,172,170 parameters for 10 classes;
+- ``puzzlemix``: snu-mllab/PuzzleMix ``models/preresnet.py`` (also the kuangliu/pytorch-cifar
+  PreActResNet18): no BN after the stem and none before pooling: 11,171,146 parameters;
+- ``fb``: facebookresearch/mixup-cifar10 ``models/resnet.py`` ``ResNet18()``: a conv-BN-ReLU stem, then
+  the same pre-activation blocks, no BN before pooling: 11,171,274 parameters.
+
+``stem``: ``cifar`` (3x3 stride-1 first conv) or ``stride2`` (3x3 stride-2 first conv, which PuzzleMix
+uses for 64 px Tiny-ImageNet images so that layer4 sees 4x4 maps as on 32 px CIFAR).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixexp.models.base import ClassifierModel
+from mixexp.errors import one_of
+from mixexp.models.base import ClassifierModel, ModelConfig
+
+VARIANTS = ("preact", "puzzlemix", "fb")
+STEM_STRIDES = {"cifar": 1, "stride2": 2}
 
 
 class PreActBlock(nn.Module):
@@ -36,17 +54,15 @@ class PreActBlock(nn.Module):
 
 
 class PreActResNet(ClassifierModel):
-    """Pre-activation ResNet with a CIFAR stem (3x3 conv, no max-pool), as in the mixup / PuzzleMix CIFAR code."""
+    """Pre-activation ResNet with a CIFAR stem (3x3 conv, no max-pool); see the module docstring for variants."""
 
-    def __init__(
-        self,
-        num_blocks: List[int],
-        num_classes: int,
-        in_channels: int = 3,
-        widths: tuple = (64, 128, 256, 512),
-    ) -> None:
+    def __init__(self, num_blocks: List[int], num_classes: int, in_channels: int = 3,
+                 widths: tuple = (64, 128, 256, 512), variant: str = "preact", stem_stride: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
+        self.variant = variant
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=stem_stride, padding=1, bias=False)
+        # fb's ResNet18 normalises the stem's output (conv-BN-ReLU) before the first block.
+        self.stem_bn = nn.BatchNorm2d(widths[0]) if variant == "fb" else None
         in_planes = widths[0]
         stages = []
         for i, (planes, blocks) in enumerate(zip(widths, num_blocks)):
@@ -57,17 +73,36 @@ class PreActResNet(ClassifierModel):
                 in_planes = planes
             stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        # Pre-activation blocks end on a bare sum; normalise it before pooling.
-        self.bn = nn.BatchNorm2d(in_planes)
+        # Pre-activation blocks end on a bare sum; ours normalises it before pooling.
+        self.bn = nn.BatchNorm2d(in_planes) if variant == "preact" else None
         self.feature_dim = in_planes
         self.classifier = nn.Linear(in_planes, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
+        if self.stem_bn is not None:
+            out = F.relu(self.stem_bn(out))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        out = F.relu(self.bn(out))
+        if self.bn is not None:
+            out = F.relu(self.bn(out))
         return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
 
+    def mixing_layers(self) -> List[nn.Module]:
+        return [self.layer1, self.layer2, self.layer3, self.layer4]
 
-def preactresnet18(cfg, num_classes: int, in_channels: int, input_size: int) -> PreActResNet:
-    return PreActResNet([2, 2, 2, 2], num_classes, in_channels)
+
+@dataclass
+class PreActResNet18Config(ModelConfig):
+    name: str = "preactresnet18"
+    # preact (ours), puzzlemix (PuzzleMix's models/preresnet.py), fb (mixup-cifar10's ResNet18)
+    variant: str = "preact"
+    # cifar: 3x3 stride-1 first conv; stride2: 3x3 stride-2 (PuzzleMix's Tiny-ImageNet)
+    stem: str = "cifar"
+
+    def check(self, cfg) -> None:
+        one_of("model.variant", self.variant, VARIANTS)
+        one_of("model.stem", self.stem, STEM_STRIDES)
+
+    def build(self, num_classes: int, in_channels: int, input_size: int) -> PreActResNet:
+        return PreActResNet([2, 2, 2, 2], num_classes, in_channels, variant=self.variant,
+                            stem_stride=STEM_STRIDES[self.stem])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import List
+
 import torch
 import torchvision
 from torch import nn
 
-from mixexp.errors import ConfigError
-from mixexp.models.base import ClassifierModel
+from mixexp.errors import ConfigError, one_of
+from mixexp.models.base import ClassifierModel, ModelConfig
 
 
 class ResNet50(ClassifierModel):
@@ -37,6 +40,18 @@ class ResNet50(ClassifierModel):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
+    def mixing_layers(self) -> List[nn.Module]:
+        return [self.backbone.layer1, self.backbone.layer2, self.backbone.layer3, self.backbone.layer4]
 
-def resnet50(cfg, num_classes: int, in_channels: int, input_size: int) -> ResNet50:
-    return ResNet50(num_classes, in_channels, str(cfg.stem))
+
+@dataclass
+class ResNet50Config(ModelConfig):
+    name: str = "resnet50"
+    # cifar: 3x3 stride-1 conv, no max-pool; imagenet: 7x7 stride-2 conv and max-pool
+    stem: str = "cifar"
+
+    def check(self, cfg) -> None:
+        one_of("model.stem", self.stem, ("cifar", "imagenet"))
+
+    def build(self, num_classes: int, in_channels: int, input_size: int) -> ResNet50:
+        return ResNet50(num_classes, in_channels, self.stem)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import torch
+
+from dataclasses import dataclass
+from typing import List
+
 from torch import nn
 
-from mixexp.models.base import ClassifierModel
+from mixexp.errors import require
+from mixexp.models.base import ClassifierModel, ModelConfig
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -32,6 +37,18 @@ class SimpleCNN(ClassifierModel):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def mixing_layers(self) -> List[nn.Module]:
+        return [self.body[0], self.body[1], self.body[3]]
 
-def simplecnn(cfg, num_classes: int, in_channels: int, input_size: int) -> SimpleCNN:
-    return SimpleCNN(num_classes, in_channels, int(cfg.width))
+
+@dataclass
+class SimpleCNNConfig(ModelConfig):
+    name: str = "simplecnn"
+    # channels of the first layer (then 2x and 4x)
+    width: int = 32
+
+    def check(self, cfg) -> None:
+        require(self.width > 0, "model.width", self.width, "must be a whole number > 0")
+
+    def build(self, num_classes: int, in_channels: int, input_size: int) -> SimpleCNN:
+        return SimpleCNN(num_classes, in_channels, self.width)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import List
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixexp.errors import ConfigError
-from mixexp.models.base import ClassifierModel
+from mixexp.errors import ConfigError, require
+from mixexp.models.base import ClassifierModel, ModelConfig
 
 
 class WideBasicBlock(nn.Module):
@@ -77,6 +80,22 @@ class WideResNet(ClassifierModel):
         out = F.relu(self.bn(out))
         return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
 
+    def mixing_layers(self) -> List[nn.Module]:
+        return [self.block1, self.block2, self.block3]
 
-def wrn(cfg, num_classes: int, in_channels: int, input_size: int) -> WideResNet:
-    return WideResNet(int(cfg.depth), int(cfg.widen_factor), num_classes, in_channels, float(cfg.dropout))
+
+@dataclass
+class WideResNetConfig(ModelConfig):
+    name: str = "wrn28_10"
+    depth: int = 28
+    widen_factor: int = 10
+    dropout: float = 0.0
+
+    def check(self, cfg) -> None:
+        require((self.depth - 4) % 6 == 0 and self.depth >= 10, "model.depth", self.depth,
+                "Wide ResNet depth must be 6n+4 (e.g. 16, 22, 28, 40)")
+        require(self.widen_factor > 0, "model.widen_factor", self.widen_factor, "must be a whole number > 0")
+        require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "must be a probability in [0, 1)")
+
+    def build(self, num_classes: int, in_channels: int, input_size: int) -> WideResNet:
+        return WideResNet(self.depth, self.widen_factor, num_classes, in_channels, self.dropout)

@@ -1,19 +1,14 @@
-"""Regularizers add a term to the mixing loss, e.g. on the model's representations.
+"""Regularizers add a term to a method's loss, e.g. on the model's representations (``regularizer`` group).
 
-``none`` adds nothing; the papers' regularizers (SEM) register here.
+``REGULARIZERS`` maps each option's name to its schema; ``conf/regularizer/<name>.yaml`` selects it.
 """
 
-from typing import Callable, Dict, Optional
+from typing import Dict, Type
 
-from mixexp.regularizers.sem import SemanticEquivarianceLoss, equivariance_target, feature_distance
+from mixexp.regularizers.base import NoRegularizerConfig, RegularizerConfig
+from mixexp.regularizers.sem import SemanticEquivarianceLoss, SEMConfig, equivariance_target, feature_distance
 
-REGULARIZERS: Dict[str, Callable] = {
-    "none": lambda cfg: None,
-    "sem": lambda cfg: SemanticEquivarianceLoss(cfg.gamma, cfg.distance, cfg.detach_target),
-}
+REGULARIZERS: Dict[str, Type[RegularizerConfig]] = {"none": NoRegularizerConfig, "sem": SEMConfig}
 
-
-def build_regularizer(cfg) -> Optional[Callable]:
-    if cfg.name not in REGULARIZERS:
-        raise ValueError(f"regularizer.name={cfg.name!r} is not allowed: choose one of {', '.join(sorted(REGULARIZERS))}")
-    return REGULARIZERS[cfg.name](cfg)
+__all__ = ["REGULARIZERS", "RegularizerConfig", "SemanticEquivarianceLoss", "SEMConfig", "equivariance_target",
+           "feature_distance"]

@@ -6,24 +6,26 @@ from typing import Dict
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import multiclass_accuracy, multiclass_calibration_error
+from torchmetrics.functional.classification import binary_auroc, multiclass_accuracy, multiclass_calibration_error
 
 ECE_BINS = 15
 
 
 @torch.no_grad()
-def predict_logits(model, loader, autocast_dtype=None, transform=None) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(model, loader, transform=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Float32 logits and labels for every batch of ``loader``, concatenated on its device.
 
-    ``transform`` (optional) maps each input batch before the model sees it (e.g. test-time rescaling).
+    Always in float32, also for a model trained under bf16 autocast: bf16 logits would quantise NLL and
+    ECE and create ties among AUROC scores. ``transform`` (optional) maps each input batch before the
+    model sees it (e.g. test-time rescaling).
     """
     model.eval()
     logits, labels = [], []
     for x, y in loader:
         if transform is not None:
             x = transform(x)
-        with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            logits.append(model(x).float())
+        with torch.autocast(x.device.type, enabled=False):  # also inside a caller's autocast region
+            logits.append(model(x.float()).float())
         labels.append(y)
     return torch.cat(logits), torch.cat(labels)
 
@@ -41,3 +43,14 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, prefix: s
 
 def accuracy_percent(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == labels).float().mean().item() * 100.0
+
+
+def max_softmax(logits: torch.Tensor) -> torch.Tensor:
+    return logits.softmax(dim=1).amax(dim=1)
+
+
+def ood_auroc(in_scores: torch.Tensor, ood_scores: torch.Tensor) -> float:
+    """AUROC (percent) of telling in-distribution (positive) from OOD inputs by their score."""
+    scores = torch.cat([in_scores.float().cpu(), ood_scores.float().cpu()])
+    target = torch.cat([torch.ones(len(in_scores), dtype=torch.long), torch.zeros(len(ood_scores), dtype=torch.long)])
+    return binary_auroc(scores, target).item() * 100.0

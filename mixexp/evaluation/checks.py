@@ -1,0 +1,22 @@
+"""Checks of the ``eval`` group (sets, severities, corruptions, rescaling) before anything runs."""
+
+from __future__ import annotations
+
+from mixexp.data.evalsets import CORRUPTIONS, EVAL_SETS, SEVERITIES
+from mixexp.errors import one_of, require
+
+
+def check_eval(cfg) -> None:
+    ev, dataset = cfg.eval, cfg.dataset.name
+    for kind in ("shift", "ood"):
+        for name in ev[kind]:
+            one_of(f"eval.{kind}", name, [n for n, s in EVAL_SETS.items() if s.kind == kind])
+            base = EVAL_SETS[name].base
+            require(base is None or base == dataset, f"eval.{kind}", name,
+                    f"{name} is labelled with the classes of {base}; train with dataset={base}")
+    require(len(ev.severities) > 0 and all(v in SEVERITIES for v in ev.severities), "eval.severities",
+            list(ev.severities), "use severities from 1..5")
+    for name in ev.corruptions:
+        one_of("eval.corruptions", name, CORRUPTIONS)
+    require(not ev.rescaled or cfg.mixer.name == "mixup", "eval.rescaled", ev.rescaled,
+            f"needs a mixup-trained run (mixer=mixup), not mixer={cfg.mixer.name}")
