@@ -16,7 +16,6 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from omegaconf import OmegaConf
 
 from mixexp.cli import fail, format_user_error
@@ -34,13 +33,14 @@ def load_run_config(run_dir: Path, overrides: Sequence[str]):
 
 
 def evaluate_run(run_dir: Path, overrides: Sequence[str] = ()) -> dict:
+    from mixexp.checkpoint import load_checkpoint
     from mixexp.trainer import CHECKPOINT, Trainer
 
     cfg = load_run_config(run_dir, overrides)
     ckpt = run_dir / CHECKPOINT
     if not ckpt.is_file():
         raise ConfigError(f"{run_dir} has no {CHECKPOINT}: it was trained with trainer.checkpoint=false or never started")
-    epoch = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
+    epoch = load_checkpoint(ckpt)["epoch"]
     if epoch < cfg.trainer.epochs:
         raise ConfigError(f"{run_dir} stopped at epoch {epoch}/{cfg.trainer.epochs}: finish it first with "
                           f"mixexp-train ... resume=true hydra.run.dir={run_dir}")

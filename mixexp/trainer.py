@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from omegaconf import OmegaConf
 
+from mixexp.checkpoint import load_checkpoint
 from mixexp.errors import ConfigError
 from mixexp.data import build_loader, load_dataset
 from mixexp.io import save_torch, write_csv, write_json, write_text
@@ -30,6 +31,7 @@ from mixexp.mixers import build_mixer, mixing_stop_epoch
 from mixexp.models import build_model
 from mixexp.regularizers import build_regularizer
 from mixexp.rescaling import Rescaling
+from mixexp.rundir import claim_run_dir
 from mixexp.train_utils import (
     OPTIMIZERS, DistEnv, build_scheduler, resolve_device, rng_state, seed_everything, set_rng_state,
 )
@@ -47,11 +49,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.dist = DistEnv()
         checkpoint = self.run_dir / CHECKPOINT
-        if checkpoint.exists() and not cfg.resume:
-            raise ConfigError(
-                f"{self.run_dir} already holds a run ({CHECKPOINT}): pass resume=true to continue it, "
-                "or choose another hydra.run.dir"
-            )
+        if self.dist.is_main:  # one process per folder; a folder holding a run only with resume=true
+            self.run_lock = claim_run_dir(self.run_dir, bool(cfg.resume))
         t = cfg.trainer
         try:
             self.device = resolve_device(t.device)
@@ -138,9 +137,9 @@ class Trainer:
         }
 
     def _load_checkpoint(self, path: Path) -> None:
+        # to the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device
+        state = load_checkpoint(path, map_location="cpu")
         try:
-            # to the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device
-            state = torch.load(path, map_location="cpu", weights_only=False)
             self.model.load_state_dict(state["model"])
             self.mixer.load_state_dict(state["mixer"])
             self.optimizer.load_state_dict(state["optimizer"])
