@@ -222,3 +222,37 @@ def test_disk_full_inside_torch_save_is_one_line_and_keeps_the_old_file(tmp_path
     assert torch.equal(torch.load(target, weights_only=True)["w"], torch.zeros(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def fake_run(folder, mixer, seed, metrics_text):
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(f"name: demo\nseed: {seed}\nmixer:\n  name: {mixer}\n  alpha: 1.0\n")
+    if metrics_text is not None:
+        (folder / "metrics.json").write_text(metrics_text)
+
+
+def test_report_skips_corrupt_runs_and_lists_them(tmp_path):
+    for seed in (0, 1):
+        fake_run(tmp_path / f"mixup_{seed}", "mixup", seed, json.dumps({"test_acc": 90.0 + seed}))
+        fake_run(tmp_path / f"none_{seed}", "none", seed, json.dumps({"test_acc": 80.0 + seed}))
+    fake_run(tmp_path / "truncated", "mixup", 2, '{"test_acc": 9')
+    fake_run(tmp_path / "badyaml", "none", 3, json.dumps({"test_acc": 1.0}))
+    (tmp_path / "badyaml" / "config.yaml").write_text("mixer: [unclosed\n")
+    result = run_cli(["mixexp-report", str(tmp_path), "--metrics", "test_acc"])
+    assert result.returncode == 0, result.stderr
+    assert "| mixup | 2 | 90.50 ± 0.71 |" in result.stdout and "| erm | 2 | 80.50 ± 0.71 |" in result.stdout
+    report = (tmp_path / "report.md").read_text()
+    for text in (result.stdout, report):
+        assert "2 run(s) skipped (damaged files):" in text
+        assert f"- {tmp_path / 'badyaml'}: config.yaml cannot be read (" in text
+        assert f"- {tmp_path / 'truncated'}: metrics.json cannot be read (" in text
+
+
+def test_report_of_a_metric_no_run_has_is_one_line(tmp_path):
+    fake_run(tmp_path / "a", "mixup", 0, json.dumps({"test_acc": 90.0, "test_nll": None, "diverged": True}))
+    line = one_error_line(run_cli(["mixexp-report", str(tmp_path), "--metrics", "test_acc,test_acc5"]))
+    assert line == "error: --metrics test_acc5: no run reports it; the runs report: diverged, test_acc, test_nll"
+    assert not (tmp_path / "report.md").exists()
