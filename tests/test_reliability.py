@@ -256,3 +256,45 @@ def test_report_of_a_metric_no_run_has_is_one_line(tmp_path):
     line = one_error_line(run_cli(["mixexp-report", str(tmp_path), "--metrics", "test_acc,test_acc5"]))
     assert line == "error: --metrics test_acc5: no run reports it; the runs report: diverged, test_acc, test_nll"
     assert not (tmp_path / "report.md").exists()
+
+
+# ------------------------------------------------------------------------------------------ reproduce
+
+
+def test_reproduce_takes_overrides_after_options(monkeypatch):
+    from mixexp import reproduce
+
+    calls = []
+    monkeypatch.setattr(reproduce, "reproduce", lambda *a: calls.append(a) or [])
+    reproduce.cli(["sem-table1", "--smoke", "trainer.epochs=2", "--logger", "none", "trainer.device=cuda:1"])
+    assert calls[0][:4] == ("sem-table1", True, "none", ["trainer.epochs=2", "trainer.device=cuda:1"])
+    line = one_error_line(run_cli(["mixexp-reproduce", "bogus", "--smoke", "trainer.epochs=2"]))
+    assert line.startswith("error: target 'bogus' is not allowed: choose one of all, sem-table1")
+
+
+# ------------------------------------------------------------------------------------------ data options
+
+
+def test_mixexp_data_on_an_unwritable_data_dir_is_one_line(tmp_path):
+    # /sys refuses new folders even to root, as a read-only mount does
+    line = one_error_line(run_cli(["mixexp-data", "--data-dir", "/sys/mixexp_data", "prepare", "cifar10"]))
+    assert line.startswith("error: cannot write /sys/mixexp_data: operation not permitted (the data root")
+    (tmp_path / "afile").write_text("")
+    line = one_error_line(run_cli(["mixexp-data", "--data-dir", str(tmp_path / "afile"), "prepare", "cifar10"]))
+    assert line.startswith(f"error: cannot write {tmp_path / 'afile' / 'cifar10'}: not a directory")
+
+
+@pytest.mark.parametrize("fraction,sizes", [("0.001", "1795 train and 2 test"), ("0.996", "7 train and 1790 test")])
+def test_digits_split_that_leaves_a_class_out_is_refused(fraction, sizes):
+    from mixexp.data import load_dataset
+
+    cfg = compose_cfg([*FAST, "dataset=digits", f"dataset.test_fraction={fraction}"])
+    with pytest.raises(ConfigError, match=rf"dataset.test_fraction={fraction} is not allowed: it splits the 1797 "
+                                          rf"images into {sizes}, .* \(choose a fraction above 0.0050 and at most 0.9944\)"):
+        load_dataset(cfg.dataset, cfg.paths.data_dir)
+
+
+def test_training_set_too_small_for_one_step_is_one_line(tmp_path):
+    line = one_error_line(run_cli(["mixexp-train", *FAST, "dataset.train_size=1", f"hydra.run.dir={tmp_path / 'r'}"]))
+    assert line == ("error: the training set holds 1 example(s), too few for one step of trainer.batch_size=16 "
+                    "(a final batch of one is dropped): raise dataset.train_size or lower trainer.batch_size")

@@ -93,10 +93,18 @@ class DeviceLoader:
 def build_loader(data, batch_size: int, **kwargs):
     """The loader for a dataset split: device-resident for an :class:`ImageSet`; streamed from disk by
     DataLoader workers for a :class:`~mixexp.data.folder.FolderSet` (ImageNet, ObjectNet), same interface."""
-    if isinstance(data, ImageSet):
-        return DeviceLoader(data, batch_size, **kwargs)
     from mixexp.data.folder import FolderSet, StreamingLoader
 
-    if isinstance(data, FolderSet):
-        return StreamingLoader(data, batch_size, **kwargs)
-    raise TypeError(f"no loader for {type(data).__name__}")
+    if isinstance(data, ImageSet):
+        loader = DeviceLoader(data, batch_size, **kwargs)
+    elif isinstance(data, FolderSet):
+        loader = StreamingLoader(data, batch_size, **kwargs)
+    else:
+        raise TypeError(f"no loader for {type(data).__name__}")
+    if kwargs.get("train") and len(loader) == 0:  # an epoch without a step would report NaN and learn nothing
+        from mixexp.errors import ConfigError
+
+        raise ConfigError(
+            f"the training set holds {len(data)} example(s), too few for one step of trainer.batch_size="
+            f"{batch_size} (a final batch of one is dropped): raise dataset.train_size or lower trainer.batch_size")
+    return loader
