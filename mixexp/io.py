@@ -43,6 +43,17 @@ def disk_error(e: BaseException) -> Optional[OSError]:
     return None
 
 
+def path_error_message(e: OSError) -> Optional[str]:
+    """One line for an OSError about a path the user chose (unwritable, read-only, full, a file in the way
+    of a folder), or None when it names no path."""
+    if not e.filename:
+        return None
+    if e.errno == errno.EEXIST:
+        return f"cannot create the folder {e.filename}: a file of that name is in the way"
+    why = DISK_ERRORS.get(e.errno) or (e.strerror or type(e).__name__).lower()
+    return f"cannot write {e.filename}: {why}"
+
+
 def atomic_write(path, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` then rename ``tmp_path`` over ``path``."""
     path = Path(path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from mixexp.errors import ConfigError
-from mixexp.io import DISK_ERRORS, TMP_SUFFIX
+from mixexp.io import TMP_SUFFIX, path_error_message
 
 LOCK = ".mixexp.lock"
 # the files a run writes: a folder holding one of them holds a run
@@ -119,8 +119,7 @@ def claim_run_dir(run_dir, resume: bool) -> RunDirLock:
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = acquire(run_dir)
     except OSError as e:
-        why = DISK_ERRORS.get(e.errno, os.strerror(e.errno) if e.errno else str(e))
-        raise ConfigError(f"run folder {run_dir} cannot be written: {why.lower()}") from None
+        raise ConfigError(f"run folder {run_dir} cannot be used: {path_error_message(e) or e}") from None
     try:
         present = [name for name in RUN_FILES if (run_dir / name).exists()]
         if present and not resume:

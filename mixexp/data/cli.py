@@ -17,7 +17,7 @@ import sys
 from typing import List, Optional
 
 from mixexp.errors import ConfigError
-from mixexp.io import DISK_ERRORS
+from mixexp.io import path_error_message
 from mixexp.data import sources  # noqa: F401  (fills SOURCES)
 from mixexp.data.store import SOURCES, default_data_dir, get_source, prepare, resolve_root, status
 
@@ -100,11 +100,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:
-        if not e.filename:  # not about a path the user chose: a bug, keep its traceback
-            raise
         # an unwritable, read-only or full --data-dir, or a file where a folder should be
-        why = DISK_ERRORS.get(e.errno) or (e.strerror or type(e).__name__).lower()
-        print(f"error: cannot write {e.filename}: {why} (the data root {_root(args)} must be a writable folder; "
+        message = path_error_message(e)
+        if message is None:  # not about a path the user chose: a bug, keep its traceback
+            raise
+        print(f"error: {message} (the data root {_root(args)} must be a writable folder; "
               "choose another with --data-dir or $MIXEXP_DATA)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
