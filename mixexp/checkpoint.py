@@ -1,9 +1,15 @@
-"""Checkpoints: written atomically, read with ``weights_only=True`` (tensors and plain containers only),
-so that a crafted ``last.pt`` cannot run code when it is loaded."""
+"""Checkpoints on disk: written atomically, read with ``torch.load(weights_only=True)``.
+
+A checkpoint may come from anywhere (a shared folder, a download), and unpickling runs whatever code
+the file names. So it is read with torch's restricted unpickler, which builds only tensors and plain
+containers (dict, list, tuple, str, numbers); the trainer stores everything in those forms (RNG states
+included, see :func:`mixexp.train_utils.rng_state`). A file that is refused, truncated, not a
+checkpoint, or lacks a key of the expected type ends as one :class:`ConfigError` line naming it.
+"""
 
 from __future__ import annotations
 
-import pickle
+import re
 from pathlib import Path
 from typing import Any, Dict
 
@@ -13,20 +19,52 @@ from mixexp.errors import ConfigError
 from mixexp.io import save_torch
 
 CHECKPOINT = "last.pt"
+# key -> the type(s) its value must have; what the trainer writes and reads back
+REQUIRED = {
+    "epoch": int, "model": dict, "method": dict, "optimizer": dict, "scheduler": dict, "rng": dict,
+    "history": list, "elapsed": (int, float),
+}
+OPTIONAL = {"rescaling": (dict, type(None))}
 
 
 def save_checkpoint(path, state: Dict[str, Any]) -> None:
+    """Write ``state`` (tensors and plain containers only) to ``path`` atomically."""
     save_torch(path, state)
 
 
+def _why_unreadable(e: Exception) -> str:
+    text = str(e)
+    blocked = re.search(r"unsupported GLOBAL (\S+)", text) or re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if blocked:
+        return (f"it holds a pickled object ({blocked.group(1)}), which is never loaded: a checkpoint holds "
+                "only tensors and plain containers (weights_only=True)")
+    if "weights only load failed" in text.lower():
+        return "it holds objects other than tensors and plain containers, which are never loaded (weights_only=True)"
+    if "zip archive" in text or isinstance(e, (EOFError, KeyError)):
+        return "it is truncated or not a checkpoint"
+    return (text.strip().splitlines() or [type(e).__name__])[0]
+
+
 def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
-    """The checkpoint's dict; anything that is not a readable checkpoint is one :class:`ConfigError` line."""
+    """The checkpoint at ``path`` as a dict, read with ``weights_only=True`` and checked against
+    :data:`REQUIRED`; :class:`ConfigError` (one line naming the file) otherwise."""
     path = Path(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"{path} is not a mixexp checkpoint that loads safely: {first}") from None
-    if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or not isinstance(state.get("model"), dict):
-        raise ConfigError(f"{path} is not a mixexp checkpoint: it lacks an integer 'epoch' and a 'model' state")
+    except FileNotFoundError:
+        raise ConfigError(f"checkpoint {path} does not exist") from None
+    except Exception as e:  # noqa: BLE001 - any failure to read is a bad file, reported in one line
+        raise ConfigError(f"checkpoint {path} cannot be loaded: {_why_unreadable(e)}") from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"checkpoint {path} cannot be loaded: it holds a {type(state).__name__}, not a dict")
+    for key, kind in {**REQUIRED, **OPTIONAL}.items():
+        if key not in state:
+            if key in REQUIRED:
+                raise ConfigError(f"checkpoint {path} cannot be loaded: it lacks the key {key!r}")
+            continue
+        value = state[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            names = " or ".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
+            raise ConfigError(f"checkpoint {path} cannot be loaded: {key!r} is a {type(value).__name__}, "
+                              f"expected {names}")
     return state

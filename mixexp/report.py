@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 from omegaconf import OmegaConf
 
 from mixexp.cli import fail
+from mixexp.errors import ConfigError
 from mixexp.io import write_csv, write_text
 
 # Keys that never make two runs different configurations.
@@ -79,17 +80,54 @@ def method_name(config: Dict[str, Any]) -> str:
     return name
 
 
-def find_runs(root: Path) -> List[Run]:
+def read_run(cfg_path: Path) -> Run:
+    """The run whose ``config.yaml`` is ``cfg_path``; ValueError (the reason) when a file is damaged."""
+    import yaml
+
+    metrics_path = cfg_path.parent / "metrics.json"
+    try:
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"metrics.json cannot be read ({_first_line(e)})") from None
+    if metrics is not None and not isinstance(metrics, dict):
+        raise ValueError("metrics.json is not a mapping of metric names to values")
+    try:
+        raw = OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=False)
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise ValueError(f"config.yaml cannot be read ({_first_line(e)})") from None
+    if not isinstance(raw, dict):
+        raise ValueError("config.yaml is not a mapping of config keys")
+    config = flatten(raw)
+    config["method"] = method_name(config)
+    return Run(cfg_path.parent, config, metrics, cfg_path.stat().st_mtime)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def find_runs(root: Path, skipped: List[Tuple[Path, str]] | None = None) -> List[Run]:
+    """Every run below ``root``; a run whose files are damaged is left out and, with ``skipped``, listed
+    there as (folder, reason), so that one broken run never stops a table."""
     runs = []
     for cfg_path in sorted(root.rglob("config.yaml")):
         if cfg_path.parent.name == ".hydra" or "wandb" in cfg_path.relative_to(root).parts:
             continue
-        metrics_path = cfg_path.parent / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
-        config = flatten(OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=False))
-        config["method"] = method_name(config)
-        runs.append(Run(cfg_path.parent, config, metrics, cfg_path.stat().st_mtime))
+        try:
+            runs.append(read_run(cfg_path))
+        except ValueError as e:
+            if skipped is not None:
+                skipped.append((cfg_path.parent, str(e)))
     return runs
+
+
+def check_metrics(runs: Sequence[Run], metrics: Sequence[str]) -> None:
+    """ConfigError naming a requested metric that no finished run reports, and the metrics they do report."""
+    reported = sorted({k for r in runs if r.metrics for k, v in r.metrics.items()
+                       if isinstance(v, (int, float)) or v is None})
+    absent = [m for m in metrics if m not in reported]
+    if reported and absent:
+        raise ConfigError(f"--metrics {','.join(absent)}: no run reports it; the runs report: {', '.join(reported)}")
 
 
 def _owner(key: str) -> str | None:
@@ -157,11 +195,13 @@ def select(runs: Sequence[Run], where: Sequence[str]) -> List[Run]:
 
 def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS, where: Sequence[str] = ()):
     """Return (markdown text, csv rows, number of unfinished runs)."""
-    runs = select(find_runs(root), where)
+    skipped: List[Tuple[Path, str]] = []
+    runs = select(find_runs(root, skipped), where)
     if not runs:
         what = f" matching {' '.join(where)}" if where else ""
         raise FileNotFoundError(f"no runs below {root}{what} (a run folder holds config.yaml and metrics.json)")
     finished = [r for r in runs if r.metrics is not None]
+    check_metrics(finished, metrics)
     keys = varying_keys(runs) or ["name"]
     rows = group_runs(finished, keys)
     header = [*keys, "n", *metrics]
@@ -183,6 +223,8 @@ def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS, where: Se
     text = "\n".join(lines) + "\n"
     if unfinished:
         text += f"\n{unfinished} run(s) below {root} have no metrics.json yet (unfinished or failed).\n"
+    if skipped:
+        text += f"\n{len(skipped)} run(s) skipped (damaged files):\n" + "".join(f"- {p}: {why}\n" for p, why in skipped)
     return text, csv_rows, unfinished
 
 
@@ -290,7 +332,7 @@ def cli(argv: Sequence[str] | None = None) -> None:
         return
     try:
         text, csv_rows, _ = build_report(args.dir, [m for m in args.metrics.split(",") if m], args.where)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ConfigError) as e:
         fail(str(e))
     out = args.out or args.dir
     write_text(out / "report.md", text)

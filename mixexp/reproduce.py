@@ -110,7 +110,8 @@ def cli(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--logger", default="none", choices=["none", "wandb"])
     parser.add_argument("--root", type=Path, default=Path("."), help="where multirun/ and reports/ go")
     parser.add_argument("overrides", nargs="*", help="extra overrides for mixexp-train (e.g. trainer.device=cuda:1)")
-    args = parser.parse_args(argv)
+    # intermixed: overrides may follow options (make passes ARGS after --smoke)
+    args = parser.parse_intermixed_args(argv)
     if args.target != "all" and args.target not in TARGETS:
         fail(f"target {args.target!r} is not allowed: choose one of all, {', '.join(TARGETS)}")
     names = list(TARGETS) if args.target == "all" else [args.target]

@@ -64,12 +64,15 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    """Every RNG's state as tensors and plain values, so that a checkpoint loads with ``weights_only=True``."""
-    version, mt, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    """Every random generator's state as tensors, lists and numbers only, so that a checkpoint loads with
+    ``torch.load(weights_only=True)``: python's ``(version, 625 ints, gauss_next)``, numpy's
+    ``(bit generator name, uint32 key tensor, pos, has_gauss, cached_gaussian)``, torch's byte tensors."""
+    version, internal, gauss_next = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     state = {
-        "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "python": [version, list(internal), gauss_next],
+        "numpy": [str(name), torch.from_numpy(np.array(keys, dtype=np.uint32)), int(pos), int(has_gauss),
+                  float(cached)],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -78,10 +81,11 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    version, mt, gauss = state["python"]
-    random.setstate((version, tuple(int(v) for v in mt.tolist()), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    """Restore what :func:`rng_state` returned."""
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -31,6 +31,7 @@ from mixexp.evaluation.suite import EvalContext, evaluate_model
 from mixexp.io import write_csv, write_json, write_text
 from mixexp.loggers import NoLogger, build_logger
 from mixexp.losses import mixed_correct
+from mixexp.rundir import claim_run_dir
 from mixexp.train_utils import (
     OPTIMIZERS, DistEnv, build_scheduler, resolve_device, rng_state, seed_everything, set_rng_state,
 )
@@ -45,9 +46,8 @@ class Trainer:
     def __init__(self, cfg, run_dir) -> None:
         self.cfg, self.run_dir, self.dist = cfg, Path(run_dir), DistEnv()
         checkpoint = self.run_dir / CHECKPOINT
-        if checkpoint.exists() and not cfg.resume:
-            raise ConfigError(f"{self.run_dir} already holds a run ({CHECKPOINT}): pass resume=true to continue it, "
-                              "or choose another hydra.run.dir")
+        if self.dist.is_main:  # one process per folder; a folder holding a run only with resume=true
+            self.run_lock = claim_run_dir(self.run_dir, bool(cfg.resume))
         self._setup_device(cfg.trainer)
         seed_everything(cfg.seed)
         self.data = data = load_dataset(cfg.dataset, cfg.paths.data_dir)
@@ -140,7 +140,8 @@ class Trainer:
         }
 
     def _load_checkpoint(self, path: Path) -> None:
-        state = load_checkpoint(path)
+        # to the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device
+        state = load_checkpoint(path, map_location="cpu")
         try:
             self.model.load_state_dict(state["model"])
             self.method.load_state_dict(state["method"])

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from mixexp.data.imageset import ImageSet
+from mixexp.errors import ConfigError
 from mixexp.data.registry import register_dataset
+
+
+def check_stratified_split(n: int, num_classes: int, test_fraction: float) -> None:
+    """ConfigError unless both sides of a stratified split of ``n`` examples hold every class:
+    scikit-learn's test side has ceil(test_fraction * n) examples, the train side the rest."""
+    n_test = math.ceil(test_fraction * n)
+    n_train = n - n_test
+    if min(n_test, n_train) < num_classes:
+        lo, hi = (num_classes - 1) / n, (n - num_classes) / n
+        raise ConfigError(
+            f"dataset.test_fraction={test_fraction!r} is not allowed: it splits the {n} images into {n_train} train "
+            f"and {n_test} test, and each side needs one image of each of the {num_classes} classes "
+            f"(choose a fraction above {lo:.4f} and at most {hi:.4f})")
 
 
 @register_dataset("digits")
@@ -22,6 +38,7 @@ def load_digits(cfg, data_dir):
     bunch = sk_load_digits()
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (N, 1, 8, 8)
     labels = bunch.target.astype(np.int64)
+    check_stratified_split(len(labels), 10, cfg.test_fraction)
     train_idx, test_idx = train_test_split(
         np.arange(len(labels)), test_size=cfg.test_fraction, stratify=labels, random_state=0
     )

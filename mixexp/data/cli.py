@@ -17,6 +17,7 @@ import sys
 from typing import List, Optional
 
 from mixexp.errors import ConfigError
+from mixexp.io import path_error_message
 from mixexp.data import sources  # noqa: F401  (fills SOURCES)
 from mixexp.data.store import SOURCES, default_data_dir, get_source, prepare, resolve_root, status
 
@@ -97,6 +98,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.func(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        # an unwritable, read-only or full --data-dir, or a file where a folder should be
+        message = path_error_message(e)
+        if message is None:  # not about a path the user chose: a bug, keep its traceback
+            raise
+        print(f"error: {message} (the data root {_root(args)} must be a writable folder; "
+              "choose another with --data-dir or $MIXEXP_DATA)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("error: interrupted (nothing half-written was kept)", file=sys.stderr)

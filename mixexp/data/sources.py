@@ -22,7 +22,9 @@ import torch
 
 from mixexp.data.folder import FolderSet, class_folders, decode_rgb, list_images
 from mixexp.data.imageset import ImageSet
-from mixexp.data.store import DataError, Remote, Source, register_source
+from mixexp.data.store import (
+    ChecksumError, DataError, Remote, Source, file_digest, parse_checksum, register_source,
+)
 
 # The 15 benchmark corruptions of CIFAR-10-C / CIFAR-100-C (the release has 4 more, unused here).
 CORRUPTIONS = (
@@ -82,15 +84,47 @@ class CifarPickles(Source):
     def read(self, folder: Path, split: str) -> ImageSet:
         xs, ys = [], []
         for name in self.split_files[split]:
-            path = folder / self.base / name
+            rel = f"{self.base}/{name}"
+            path = folder / rel
+            check_before_unpickling(path, self.files.get(rel), self.name)
             with open(path, "rb") as f:
                 try:
-                    batch = pickle.load(f, encoding="bytes")  # the released format; verified by checksum first
+                    batch = ArrayUnpickler(f, encoding="bytes").load()  # the released format, checksum verified
                 except (pickle.UnpicklingError, EOFError) as e:
                     raise DataError(f"{path} is not a CIFAR batch: {_first_line(e)}") from None
             xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(batch[self.label_key.encode()], dtype=np.int64))
         return ImageSet(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
+
+
+# What a CIFAR batch may name when unpickled: numpy's array reconstruction (numpy 1 and 2 spellings, pickle
+# protocols 2-5) and the bytes codec of Python 2 pickles. Anything else (os.system, ...) is refused.
+ARRAY_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
+
+
+class ArrayUnpickler(pickle.Unpickler):
+    """An unpickler that builds only plain containers and numpy arrays (:data:`ARRAY_GLOBALS`)."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in ARRAY_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR batch never holds")
+        return super().find_class(module, name)
+
+
+def check_before_unpickling(path: Path, checksum: Optional[str], dataset: str) -> None:
+    """Hash ``path`` again right before it is unpickled: the verification stamp trusts size and mtime,
+    which a replaced file can keep."""
+    if checksum is None:
+        return
+    algo, want = parse_checksum(checksum)
+    found = file_digest(path, algo)
+    if found != want:
+        raise ChecksumError(f"checksum mismatch for {path}: expected {algo} {want}, found {found}; it was not "
+                            f"unpickled: delete it and run: mixexp-data prepare {dataset}")
 
 
 _CIFAR10_FILES = {

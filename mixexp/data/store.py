@@ -24,11 +24,15 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import shlex
 import shutil
+import stat
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -175,14 +179,71 @@ def _download_one(url: str, dest: Path, checksum: Optional[str], progress: bool)
         raise
 
 
-def extract(archive: Path, into: Path) -> None:
-    """Unpack ``archive`` beside itself, then move its top-level entries into ``into`` (replacing old ones)."""
-    from torchvision.datasets.utils import extract_archive
+def _unsafe_path(name: str) -> Optional[str]:
+    """Why an archive member's path could leave the folder it is unpacked into (None: it cannot)."""
+    posix = name.replace("\\", "/")
+    if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):
+        return "an absolute path"
+    if ".." in posix.split("/"):
+        return "a path with '..'"
+    return None
 
+
+def _check_tar_member(member: tarfile.TarInfo) -> Optional[str]:
+    """Why a tar member is refused (None: it is not): the checks of ``filter="data"``, which Pythons before
+    3.11.4 lack, except that an absolute path is refused instead of made relative."""
+    why = _unsafe_path(member.name)
+    if why is None and (member.issym() or member.islnk()):
+        # a symlink's target is relative to its own folder, a hard link's to the archive's root
+        link = member.linkname if member.islnk() else posixpath.join(posixpath.dirname(member.name), member.linkname)
+        if member.linkname.startswith("/") or posixpath.normpath(link).split("/")[0] == "..":
+            why = f"a link to {member.linkname!r}, outside the dataset folder"
+    if why is None and not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        why = "a device or special file"
+    return why
+
+
+def _extract_tar(archive: Path, dest: Path) -> None:
+    with tarfile.open(archive, "r:*") as tar:
+        members = tar.getmembers()
+        for member in members:
+            why = _check_tar_member(member)
+            if why:
+                raise DataError(f"archive {archive} was not unpacked: its member {member.name!r} is {why}")
+        if not hasattr(tarfile, "data_filter"):  # Python before 3.11.4: the checks above are all there is
+            tar.extractall(dest, members=members)
+            return
+        try:
+            tar.extractall(dest, members=members, filter="data")  # also catches links through links
+        except tarfile.FilterError as e:
+            raise DataError(f"archive {archive} was not unpacked: its member {e.tarinfo.name!r} would leave "
+                            f"the dataset folder or is not a plain file ({type(e).__name__})") from None
+
+
+def _extract_zip(archive: Path, dest: Path) -> None:
+    with zipfile.ZipFile(archive) as z:
+        for info in z.infolist():
+            why = _unsafe_path(info.filename)
+            if why is None and stat.S_ISLNK(info.external_attr >> 16):
+                why = "a link"
+            if why:
+                raise DataError(f"archive {archive} was not unpacked: its member {info.filename!r} is {why}")
+        z.extractall(dest)
+
+
+def extract(archive: Path, into: Path) -> None:
+    """Unpack ``archive`` (tar, possibly compressed, or zip) beside itself, then move its top-level entries
+    into ``into`` (replacing old ones). A member that could land outside (absolute path, '..', a link
+    pointing out, a device) stops the extraction with one line naming the archive and the member."""
     into.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=into, prefix=".extract-"))
     try:
-        extract_archive(str(archive), str(tmp))
+        if tarfile.is_tarfile(archive):
+            _extract_tar(archive, tmp)
+        elif zipfile.is_zipfile(archive):
+            _extract_zip(archive, tmp)
+        else:
+            raise DataError(f"archive {archive} is neither a tar nor a zip file; delete it and prepare again")
         for entry in tmp.iterdir():
             target = into / entry.name
             if target.is_dir() and not target.is_symlink():

@@ -1,0 +1,134 @@
+"""One run folder, one process: claim a run folder before anything is written into it.
+
+:func:`claim_run_dir` (a) takes an exclusive lock file (created with ``O_CREAT | O_EXCL``, holding the
+owner's pid and host), so that a second process started into the same folder (two launches, two sweeps
+sharing ``multirun/...``) stops with one line instead of interleaving its files with the first's; a lock
+left by a process that is gone (its pid is dead on this host) is taken over; (b) refuses a folder that
+already holds a run's files unless the run is resumed, so that a finished run is never overwritten;
+(c) removes the temporary files of atomic writes that a killed process left behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+from pathlib import Path
+from typing import Optional, Tuple
+
+from mixexp.errors import ConfigError
+from mixexp.io import TMP_SUFFIX, path_error_message
+
+LOCK = ".mixexp.lock"
+# the files a run writes: a folder holding one of them holds a run
+RUN_FILES = ("metrics.json", "config.yaml", "last.pt")
+
+
+def _owner_text() -> str:
+    return f"{os.getpid()} {socket.gethostname()}\n"
+
+
+def read_owner(lock: Path) -> Optional[Tuple[int, str]]:
+    """(pid, host) written in ``lock``, or None when it is unreadable or half-written."""
+    try:
+        pid, host = lock.read_text().split(maxsplit=1)
+        return int(pid), host.strip()
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+class RunDirLock:
+    """The lock file of a claimed run folder; :meth:`release` removes it if it is still ours."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.text = _owner_text()
+
+    def release(self) -> None:
+        try:
+            if self.path.read_text() == self.text:
+                self.path.unlink()
+        except OSError:
+            pass
+
+
+def _try_create(lock: Path) -> bool:
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(_owner_text())
+    return True
+
+
+def _is_stale(lock: Path, owner: Optional[Tuple[int, str]]) -> bool:
+    """A lock we may take over: ours (this very process claims the folder again), its owner's pid dead on
+    this host, or a lock without an owner (its writer died between creating and writing it)."""
+    if owner is None:
+        return True
+    pid, host = owner
+    return host == socket.gethostname() and (pid == os.getpid() or not pid_alive(pid))
+
+
+def acquire(run_dir: Path) -> RunDirLock:
+    """Create ``run_dir/.mixexp.lock`` exclusively, taking over a stale one; ConfigError if another
+    live process holds it."""
+    lock = run_dir / LOCK
+    for _ in range(3):  # a concurrent take-over can make one attempt lose the race
+        if _try_create(lock):
+            return RunDirLock(lock)
+        owner = read_owner(lock)
+        if not _is_stale(lock, owner):
+            pid, host = owner
+            raise ConfigError(
+                f"{run_dir} is in use by another mixexp process (pid {pid} on {host}): wait for it to end or "
+                f"choose another hydra.run.dir (if that process is gone, delete {lock})")
+        if read_owner(lock) == owner:  # still the same stale owner: take it over
+            try:
+                lock.unlink()
+            except FileNotFoundError:
+                pass
+    raise ConfigError(f"{run_dir} is being claimed by several processes at once; run one of them")
+
+
+def remove_stale_temporaries(run_dir: Path) -> int:
+    """Remove ``.<name>.<random>.tmp`` files of interrupted atomic writes; returns how many."""
+    stale = list(run_dir.glob(f".*{TMP_SUFFIX}"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def claim_run_dir(run_dir, resume: bool) -> RunDirLock:
+    """Lock ``run_dir`` for this process, refuse a folder holding a run unless ``resume``, remove stale
+    temporaries. The lock is released when the process exits (also on an exception) or by ``release()``."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = acquire(run_dir)
+    except OSError as e:
+        raise ConfigError(f"run folder {run_dir} cannot be used: {path_error_message(e) or e}") from None
+    try:
+        present = [name for name in RUN_FILES if (run_dir / name).exists()]
+        if present and not resume:
+            raise ConfigError(
+                f"{run_dir} already holds a run ({', '.join(present)}): pass resume=true to continue it, "
+                "or choose another hydra.run.dir")
+        remove_stale_temporaries(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    atexit.register(lock.release)
+    return lock
