@@ -28,6 +28,7 @@ from mixexp.losses import mixed_correct
 from mixexp.metrics import accuracy_percent, classification_metrics, predict_logits
 from mixexp.mixers import build_mixer, mixing_stop_epoch
 from mixexp.models import build_model
+from mixexp.provenance import provenance
 from mixexp.regularizers import build_regularizer
 from mixexp.rescaling import Rescaling
 from mixexp.train_utils import (
@@ -306,6 +307,7 @@ class Trainer:
             # median over epochs, so that the first epoch's warm-up does not weigh in
             train_images_per_s=statistics.median(row["images_per_s"] for row in self.history),
             wall_s=self.elapsed + (time.perf_counter() - self._session_start),
+            provenance=provenance(self.device, self.dist.world_size),
         )
         return metrics
 
