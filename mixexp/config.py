@@ -185,6 +185,10 @@ class LoggerConfig:
     entity: Optional[str] = None
     # W&B mode when WANDB_MODE is not set: "offline" never needs an account.
     mode: str = "offline"
+    # also upload last.pt in the run's artifact (metrics.json, history.csv and config.yaml always go)
+    log_checkpoint: bool = False
+    # log the training loss every N optimiser steps (0 = per epoch only)
+    log_every_steps: int = 0
 
 
 @dataclass
@@ -266,6 +270,7 @@ def validate(cfg: DictConfig) -> None:
     one_of("sched.name", cfg.sched.name, SCHEDULERS)
     one_of("logger.name", cfg.logger.name, ("none", "wandb"))
     one_of("logger.mode", cfg.logger.mode, ("offline", "online", "disabled"))
+    _require(cfg.logger.log_every_steps >= 0, "logger.log_every_steps", cfg.logger.log_every_steps, "must be >= 0 (0 = off)")
     one_of("model.stem", cfg.model.stem, ("cifar", "imagenet"))
     one_of("trainer.progress", cfg.trainer.progress, ("auto", "bar", "log"))
 
