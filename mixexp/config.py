@@ -21,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from mixexp.errors import ConfigError, one_of, require
+from mixexp.data import DATASETS
 from mixexp.losses import LossConfig
 from mixexp.mixers import MIXERS
 from mixexp.models import MODELS
@@ -113,6 +114,10 @@ class LoggerConfig:
     entity: Optional[str] = None
     # W&B mode when WANDB_MODE is not set: "offline" never needs an account.
     mode: str = "offline"
+    # also upload last.pt in the run's artifact (metrics.json, history.csv and config.yaml always go)
+    log_checkpoint: bool = False
+    # log the training loss every N optimiser steps (0 = per epoch only)
+    log_every_steps: int = 0
 
 
 @dataclass
@@ -255,6 +260,8 @@ def validate(cfg: DictConfig) -> None:
     require(0 <= cfg.seed < 2**63, "seed", cfg.seed, "must be a whole number in [0, 2^63)")
     one_of("logger.name", cfg.logger.name, ("none", "wandb"))
     one_of("logger.mode", cfg.logger.mode, ("offline", "online", "disabled"))
+    require(cfg.logger.log_every_steps >= 0, "logger.log_every_steps", cfg.logger.log_every_steps, "must be >= 0 (0 = off)")
+    one_of("dataset.name", cfg.dataset.name, DATASETS)
     check_trainer(cfg.trainer)
     check_dataset(cfg.dataset)
     check_optim(cfg.optim, cfg.sched, cfg.trainer.epochs)

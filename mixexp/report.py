@@ -285,15 +285,26 @@ def build_paper_report(root: Path, table_name: str):
     return text, csv_rows
 
 
-def log_report_to_wandb(name: str, rows: List[Dict[str, Any]], project: str = "mixexp") -> None:
-    """Log a report as a W&B Table in a run of its own (group = the report's name, job type "report");
-    offline unless WANDB_MODE says otherwise."""
+def log_report_to_wandb(name: str, rows: List[Dict[str, Any]], root: Path | None = None,
+                        project: str | None = None, entity: str | None = None) -> None:
+    """Log a report as a W&B Table in a run of its own (job type "report"; offline unless WANDB_MODE says
+    otherwise). With ``root``, the folder of the report's runs, the Table lands beside them: in their
+    W&B project and entity (their ``logger.project``/``logger.entity``) and in their group (their
+    ``name``); ``project``/``entity`` given here win. Without runs: project "mixexp", group ``name``."""
     import os
 
     import wandb
 
+    configs = [run.config for run in find_runs(root)] if root is not None else []
+
+    def shared(key: str, default):
+        values = {c.get(key) for c in configs}
+        return values.pop() if len(values) == 1 and None not in values else default
+
     columns = list(rows[0]) if rows else []
-    run = wandb.init(project=project, group=name, job_type="report", name=f"report-{name}",
+    run = wandb.init(project=project or shared("logger.project", "mixexp"),
+                     entity=entity or shared("logger.entity", None), group=shared("name", name), job_type="report", name=f"report-{name}", tags=[f"table={name}"],
+                     dir=None if os.environ.get("WANDB_DIR") or root is None else str(root),
                      mode=os.environ.get("WANDB_MODE", "offline"), reinit="finish_previous")
     run.log({name: wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])})
     run.finish()

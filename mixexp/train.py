@@ -21,6 +21,10 @@ register_configs()
 def main(cfg: DictConfig) -> float:
     validate(cfg)
     from mixexp.trainer import Trainer
+    from mixexp.train_utils import resolve_device, sweep_job_num
+
+    if cfg.trainer.device == "auto":  # a sweep's jobs spread over the visible GPUs (job number mod count)
+        cfg.trainer.device = str(resolve_device("auto", sweep_job_num(HydraConfig.get())))
 
     metrics = Trainer(cfg, HydraConfig.get().runtime.output_dir).fit()
     return metrics.get("test_acc", float("nan"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from typing import Optional
 
 import numpy as np
 import torch
@@ -48,13 +49,26 @@ def build_scheduler(cfg, optimizer, epochs: int, base_lr: float) -> torch.optim.
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, job_num: Optional[int] = None) -> torch.device:
+    """``auto``: CUDA when visible, else the CPU. A sweep's job ``job_num`` (Hydra's ``hydra.job.num``,
+    None outside a sweep) takes ``cuda:(job_num mod device count)`` when several GPUs are visible, so
+    that jobs launched side by side (``hydra/launcher=joblib``) spread over them."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        count = torch.cuda.device_count()
+        return torch.device("cuda", job_num % count) if job_num is not None and count > 1 else torch.device("cuda")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"trainer.device={name!r} is not allowed here: no CUDA device is visible (use auto or cpu)")
     return device
+
+
+def sweep_job_num(hydra_cfg) -> Optional[int]:
+    """The job's number within a sweep (``-m``), None for a single run (where Hydra leaves it unset)."""
+    from hydra.types import RunMode
+
+    return int(hydra_cfg.job.num) if hydra_cfg.mode == RunMode.MULTIRUN else None
 
 
 def seed_everything(seed: int) -> None:

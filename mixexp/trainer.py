@@ -31,6 +31,7 @@ from mixexp.evaluation.suite import EvalContext, evaluate_model
 from mixexp.io import write_csv, write_json, write_text
 from mixexp.loggers import NoLogger, build_logger
 from mixexp.losses import mixed_correct
+from mixexp.provenance import provenance
 from mixexp.rundir import claim_run_dir
 from mixexp.train_utils import (
     OPTIMIZERS, DistEnv, build_scheduler, resolve_device, rng_state, seed_everything, set_rng_state,
@@ -259,5 +260,6 @@ class Trainer:
             # median over epochs, so that the first epoch's warm-up does not weigh in
             "train_images_per_s": statistics.median(row["images_per_s"] for row in self.history),
             "wall_s": self.elapsed + (time.perf_counter() - self._session_start),
+            "provenance": provenance(self.device, self.dist.world_size),
         }
 

@@ -148,24 +148,6 @@ def test_unknown_reproduce_target_is_a_one_line_error():
     assert result.returncode == 2 and result.stderr.startswith("error: target 'sem-table9' is not allowed: choose one of all, sem-table1")
 
 
-def test_a_report_is_logged_as_a_wandb_table_offline(tmp_path, monkeypatch):
-    from mixexp.report import log_report_to_wandb
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    rows = [{"method": "mixup", "dataset": "cifar10", "ours_mean": 95.5, "paper": 95.77},
-            {"method": "erm", "dataset": "cifar10", "ours_mean": 94.1, "paper": 94.62}]
-    log_report_to_wandb("sem-table1", rows)
-    logs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(logs) == 1
-    raw = logs[0].read_bytes()
-    assert b"sem-table1" in raw and b"report" in raw  # group and job type
-    tables = list((tmp_path / "wandb").glob("offline-run-*/files/media/table/*.table.json"))
-    data = json.loads(tables[0].read_text())
-    assert data["columns"] == ["method", "dataset", "ours_mean", "paper"] and data["data"][1] == ["erm", "cifar10", 94.1, 94.62]
-
-
 def test_mixexp_eval_adds_sets_to_a_sweep_folder_and_keeps_what_was_reported(data_root, tmp_path):
     from mixexp.evaluation.cli import cli
     from mixexp.trainer import Trainer
