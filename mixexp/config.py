@@ -65,6 +65,8 @@ class ModelConfig:
     stem: str = "cifar"
     # SimpleCNN: channels of the first stage
     width: int = 32
+    # bottleneck (LaMix Fig 8): the model whose features feed the 2-unit tanh bottleneck
+    backbone: str = "preactresnet18"
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Callable, Dict
 
 from mixexp.errors import ConfigError
 from mixexp.models.base import ClassifierModel, count_parameters
+from mixexp.models.bottleneck import bottleneck
 from mixexp.models.densenet import densenet121
 from mixexp.models.lenet import lenet
 from mixexp.models.preact_resnet import preactresnet18
@@ -24,6 +25,7 @@ MODELS: Dict[str, Callable[..., ClassifierModel]] = {
     "lenet": lenet,
     "densenet121": densenet121,
     "simplecnn": simplecnn,
+    "bottleneck": bottleneck,  # LaMix Fig 8: model.backbone + a 2-unit tanh bottleneck
 }
 
 
