@@ -26,6 +26,6 @@ CUTMIX=$(run "methods/*method=cutmix,*seed=0,*"); LAMIX=$(run "methods/*method=l
 "$BIN/mixexp-plot" beta-sweep "$RUNS/beta" --out "$OUT"
 "$BIN/mixexp-plot" soft-targets "$RUNS/soft_targets" --out "$OUT"
 "$BIN/mixexp-plot" gradcam "$LAMIX" "$MIXUP" "$CUTMIX" --images 6 --out "$OUT"
-"$BIN/mixexp-plot" bottleneck "$RUNS"/bottleneck/* --out "$OUT"
+"$BIN/mixexp-plot" bottleneck "$RUNS"/bottleneck/*/ --out "$OUT"
 "$BIN/mixexp-plot" umap "$MIXUP" "$(run "sem/*")" --out "$OUT"
 echo "figures in $OUT"

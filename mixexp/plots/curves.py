@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from mixexp.errors import ConfigError
 from mixexp.plots.common import band, plt, save_figure
@@ -50,6 +51,7 @@ def learning_curves(groups: Dict[str, List[Dict[str, np.ndarray]]], out_dir: Pat
             rows += [{"config": label, "metric": metric, "epoch": int(e), "mean": m, "std": s, "n": n}
                      for e, m, s in zip(epochs, mean, std)]
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)

@@ -46,12 +46,13 @@ def reliability_diagram(predictions: Dict[str, Tuple[torch.Tensor, torch.Tensor]
         filled = bins["count"] > 0
         ax.bar(bins["lower"][filled], bins["accuracy"][filled], width=width[filled], align="edge",
                edgecolor="black", linewidth=0.5, label=f"accuracy (ECE {ece:.4f})")
-        ax.bar(bins["lower"][filled], (bins["confidence"] - bins["accuracy"])[filled],
-               bottom=bins["accuracy"][filled], width=width[filled], align="edge", color="tab:red",
-               alpha=0.3, label="gap to confidence")
+        low = np.minimum(bins["accuracy"], bins["confidence"])
+        ax.bar(bins["lower"][filled], np.abs(bins["confidence"] - bins["accuracy"])[filled], bottom=low[filled],
+               width=width[filled], align="edge", facecolor="none", edgecolor="tab:red", hatch="///",
+               linewidth=0.5, label="gap between accuracy and mean confidence")
         ax.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="perfect calibration")
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (max softmax probability)", title=label)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="lower right")
         rows += [{"model": label, "bin": b, "lower": bins["lower"][b], "upper": bins["upper"][b],
                   "count": int(bins["count"][b]), "accuracy": bins["accuracy"][b],
                   "confidence": bins["confidence"][b], "ece": ece} for b in range(len(width))]

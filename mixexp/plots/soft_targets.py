@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 import torch
 
 from mixexp.plots.common import caption, plt, require_columns, save_figure
@@ -75,11 +76,12 @@ def soft_target_figure(path: Path, out_dir: Path, name: str = "lamix_fig2_3") ->
     ax.set(xlabel="epoch", ylabel="target value (mean over the batch)", title="Fig 2: largest soft targets", ylim=(0, 1))
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax, (prefix, title) in zip(axes[0][1:], hists):
         columns = sorted((c for c in data if c.startswith(prefix)), key=lambda c: int(c[len(prefix):]))
         grid = np.stack([data[c] for c in columns], axis=1)  # (recorded epochs, bins)
         image = ax.imshow(grid, aspect="auto", cmap="viridis", origin="upper", extent=(0, 1, len(epochs), 0))
-        ax.set_yticks(np.arange(len(epochs)) + 0.5, [f"{int(e)}" for e in epochs], fontsize=6)
+        ax.set_yticks(np.arange(len(epochs)) + 0.5, [f"{int(e)}" for e in epochs], fontsize=7)
         ax.set(xlabel="value", ylabel="epoch (top to bottom)", title=f"Fig 3: distribution of {title}")
         fig.colorbar(image, ax=ax, label="share of entries")
     caption(fig, PUBLISHED)
