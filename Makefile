@@ -9,13 +9,16 @@ STAMP  := $(VENV)/.installed
 DEMO_DIR ?= multirun/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 METHODS_DIR ?= multirun/methods_demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+FIGURES_DIR ?= multirun/figures_demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+FIGURES_OUT ?= reports/figures/demo
 
-.PHONY: install test demo methods-demo bench clean help
+.PHONY: install test demo methods-demo figures-demo bench clean help
 
 help:
 	@echo "make demo   - train ERM, mixup and CutMix on the bundled digits (3 seeds) and print the table"
 	@echo "make test   - run the test suite"
 	@echo "make methods-demo - every method of the papers on the digits (SEM, ES, LaMix, PuzzleMix, LS, rescaling)"
+	@echo "make figures-demo - train on the digits, then draw every figure kind into $(FIGURES_OUT) (PNG, PDF, CSV)"
 	@echo "make bench  - speed of the data pipeline, the training step and each method (writes bench.json)"
 	@echo "make reproduce-<paper>-<table> [SMOKE=1] [LOGGER=wandb] - a paper table's sweep, then reports/<paper>-<table>.md"
 	@echo "     targets: $$($(BIN)/python -c 'from mixexp.reproduce import TARGETS; print(" ".join(TARGETS))' 2>/dev/null) all"
@@ -38,6 +41,9 @@ demo: $(STAMP)
 methods-demo: $(STAMP)
 	$(BIN)/mixexp-train -m experiment=methods_demo hydra.sweep.dir=$(METHODS_DIR)
 	$(BIN)/mixexp-report $(METHODS_DIR) --metrics test_acc,test_nll,test_ece,rescaled_test_acc,rescaled_test_nll,rescaled_test_ece
+
+figures-demo: $(STAMP)
+	scripts/figures_demo.sh $(BIN) $(FIGURES_DIR) $(FIGURES_OUT)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)

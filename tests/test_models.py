@@ -13,6 +13,8 @@ from mixexp.models import MODELS, ClassifierModel, count_parameters
 
 
 def make(name: str, num_classes: int = 10, in_channels: int = 3, input_size: int = 32, **overrides) -> ClassifierModel:
+    if name == "bottleneck":
+        overrides.setdefault("backbone", MODELS["preactresnet18"]())
     return MODELS[name](**overrides).build(num_classes, in_channels, input_size)
 
 
@@ -25,8 +27,11 @@ PARAM_COUNTS = {
     "lenet": (62_006, 0.0),
     "densenet121": (6_956_298, 0.01),
     "simplecnn": (94_762, 0.0),
+    # LaMix Fig 8: preactresnet18 (11,172,170 with its final BN) without its head + Linear(512, 2), Linear(2, 100), Linear(100, 512) + head
+    "bottleneck": (11_172_170 + 1_026 + 300 + 51_712, 0.0),
 }
-FEATURE_DIMS = {"preactresnet18": 512, "wrn28_10": 640, "resnet50": 2048, "lenet": 84, "densenet121": 1024, "simplecnn": 128}
+FEATURE_DIMS = {"preactresnet18": 512, "wrn28_10": 640, "resnet50": 2048, "lenet": 84, "densenet121": 1024, "simplecnn": 128,
+                "bottleneck": 512}
 
 
 def test_registry_names():

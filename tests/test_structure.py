@@ -104,4 +104,4 @@ def test_every_mixer_and_model_option_has_a_yaml_that_extends_its_schema():
     for group, registry in OPTION_GROUPS.items():
         for name in registry:
             node = OmegaConf.load(conf / group / f"{name}.yaml")
-            assert list(node.defaults) == [f"/schema/{group}/{name}@_here_", "_self_"], (group, name)
+            assert node.defaults[0] == f"/schema/{group}/{name}@_here_" and "_self_" in node.defaults, (group, name)

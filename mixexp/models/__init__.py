@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Dict, Type
 
 from mixexp.models.base import ClassifierModel, ModelConfig, count_parameters
+from mixexp.models.bottleneck import BottleneckConfig
 from mixexp.models.densenet import DenseNet121Config
 from mixexp.models.lenet import LeNetConfig
 from mixexp.models.preact_resnet import PreActResNet18Config
@@ -17,7 +18,7 @@ from mixexp.models.wide_resnet import WideResNetConfig
 MODELS: Dict[str, Type[ModelConfig]] = {
     schema.name: schema
     for schema in (PreActResNet18Config, WideResNetConfig, ResNet50Config, LeNetConfig, DenseNet121Config,
-                   SimpleCNNConfig, TimmConfig)
+                   SimpleCNNConfig, TimmConfig, BottleneckConfig)
 }
 
 __all__ = ["MODELS", "ClassifierModel", "ModelConfig", "count_parameters"]
