@@ -13,7 +13,7 @@ The method is :class:`LaMix` (input side) plus :class:`LaMixCriterion` (the targ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from torch import nn
@@ -23,6 +23,37 @@ from mixexp.losses import mixed_target, soft_cross_entropy
 from mixexp.method import Method
 from mixexp.mixers.base import MixedBatch, Mixer, MixingConfig, random_partner, sample_lambda
 from mixexp.mixers.mixup import mixup
+
+
+# LaMix Figs 2-3: what a run records of its soft targets every ``mixer.lamix_record_every`` epochs
+SOFT_TARGETS_CSV = "soft_targets.csv"
+TOP = 5  # Fig 2 shows the five largest targets
+HIST_BINS = 20  # value histograms on [0, 1] (Fig 3)
+
+
+def soft_target_summary(target: torch.Tensor, global_label: Optional[torch.Tensor] = None,
+                        top: int = TOP, bins: int = HIST_BINS) -> Dict[str, float]:
+    """Summary of a batch of soft targets t (B, K) and, optionally, global soft labels p (B, K).
+
+    ``top{k}_mean`` = (1/B) sum_b t_b,(k) (the k-th largest entry of each row, k = 1..min(top, K));
+    ``target_hist_{i}`` = share of all B*K entries of t in the value bin [i/bins, (i+1)/bins) (the last
+    bin closed); with p: ``p_class_{c}`` = (1/B) sum_b p_b,c and ``p_hist_{i}`` likewise for p's entries.
+    One host sync (the returned floats).
+    """
+    t = target.detach().float()
+    parts = {f"top{k + 1}_mean": v for k, v in enumerate(t.topk(min(top, t.shape[1]), dim=1).values.mean(dim=0))}
+    parts.update({f"target_hist_{i}": v for i, v in enumerate(_value_hist(t, bins))})
+    if global_label is not None:
+        p = global_label.detach().float()
+        parts.update({f"p_class_{c}": v for c, v in enumerate(p.mean(dim=0))})
+        parts.update({f"p_hist_{i}": v for i, v in enumerate(_value_hist(p, bins))})
+    values = torch.stack(list(parts.values())).tolist()
+    return dict(zip(parts, values))
+
+
+def _value_hist(values: torch.Tensor, bins: int) -> torch.Tensor:
+    index = (values.flatten() * bins).long().clamp_(0, bins - 1)
+    return torch.bincount(index, minlength=bins).float() / index.numel()
 
 
 def global_soft_label(head: nn.Linear, features: torch.Tensor) -> torch.Tensor:

@@ -16,11 +16,9 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 import torch
 
+from mixexp.mixers.lamix import HIST_BINS, SOFT_TARGETS_CSV, TOP, soft_target_summary  # noqa: F401
 from mixexp.plots.common import caption, plt, require_columns, save_figure
 
-SOFT_TARGETS_CSV = "soft_targets.csv"
-TOP = 5  # Fig 2 shows the five largest targets
-HIST_BINS = 20  # value histograms on [0, 1] (Fig 3)
 # What the paper's text quotes (LaMix, Sec. 3.1.2, CIFAR with PreAct ResNet-18, 400 epochs).
 PUBLISHED = ("Published (LaMix Sec. 3.1.2): Fig 2, second-largest target about 0.14 (CIFAR-100) and 0.25 (CIFAR-10); "
              "Fig 3 (CIFAR-10), largest targets between 0.55 and 0.65; global soft labels p mostly 0.14-0.18 early, "
@@ -28,31 +26,6 @@ PUBLISHED = ("Published (LaMix Sec. 3.1.2): Fig 2, second-largest target about 0
 
 
 @torch.no_grad()
-def soft_target_summary(target: torch.Tensor, global_label: Optional[torch.Tensor] = None,
-                        top: int = TOP, bins: int = HIST_BINS) -> Dict[str, float]:
-    """Summary of a batch of soft targets t (B, K) and, optionally, global soft labels p (B, K).
-
-    ``top{k}_mean`` = (1/B) sum_b t_b,(k) (the k-th largest entry of each row, k = 1..min(top, K));
-    ``target_hist_{i}`` = share of all B*K entries of t in the value bin [i/bins, (i+1)/bins) (the last
-    bin closed); with p: ``p_class_{c}`` = (1/B) sum_b p_b,c and ``p_hist_{i}`` likewise for p's entries.
-    One host sync (the returned floats).
-    """
-    t = target.detach().float()
-    parts = {f"top{k + 1}_mean": v for k, v in enumerate(t.topk(min(top, t.shape[1]), dim=1).values.mean(dim=0))}
-    parts.update({f"target_hist_{i}": v for i, v in enumerate(_value_hist(t, bins))})
-    if global_label is not None:
-        p = global_label.detach().float()
-        parts.update({f"p_class_{c}": v for c, v in enumerate(p.mean(dim=0))})
-        parts.update({f"p_hist_{i}": v for i, v in enumerate(_value_hist(p, bins))})
-    values = torch.stack(list(parts.values())).tolist()
-    return dict(zip(parts, values))
-
-
-def _value_hist(values: torch.Tensor, bins: int) -> torch.Tensor:
-    index = (values.flatten() * bins).long().clamp_(0, bins - 1)
-    return torch.bincount(index, minlength=bins).float() / index.numel()
-
-
 def read_soft_targets(path: Path) -> Dict[str, np.ndarray]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
