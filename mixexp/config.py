@@ -50,6 +50,9 @@ class DatasetConfig:
     download: bool = False
     # Streamed datasets (imagenet, objectnet): DataLoader worker processes that decode images (0: none).
     num_workers: int = 8
+    # Share of the training set held out as a validation split (0: none): fixed, stratified, seeded by
+    # a constant independent of the run seed (mixexp.data.split); its metrics are reported as val_*.
+    val_fraction: float = 0.0
 
 
 @dataclass
@@ -61,8 +64,12 @@ class ModelConfig:
     dropout: float = 0.0
     # DenseNet
     growth_rate: int = 32
-    # ResNet-50: "cifar" (3x3 conv, no max-pool) or "imagenet" (7x7 stride-2 conv and max-pool)
+    # ResNet-50: "cifar" (3x3 conv, no max-pool) or "imagenet" (7x7 stride-2 conv and max-pool);
+    # "stride2": the 3x3 first conv with stride 2, as PuzzleMix main.py builds its nets for 64 px Tiny-ImageNet.
     stem: str = "cifar"
+    # PreActResNet18: "preact" (ours, final BN+ReLU), "fb" (facebookresearch/mixup-cifar10 models/resnet.py
+    # ResNet18), "puzzlemix" (snu-mllab/PuzzleMix models/preresnet.py: no stem BN, no final BN).
+    variant: str = "preact"
     # SimpleCNN: channels of the first stage
     width: int = 32
 
@@ -133,6 +140,9 @@ class RegularizerConfig:
 class LossConfig:
     # Uniform label smoothing epsilon: target = (1 - eps) * (mixed) one-hot + eps / num_classes.
     label_smoothing: float = 0.0
+    # "ce": cross-entropy against the (mixed) target; "bce_softmax": PuzzleMix main.py's loss for every
+    # method, binary cross-entropy of the softmax outputs against the soft target (mean over batch x classes).
+    form: str = "ce"
 
 
 @dataclass
@@ -142,6 +152,9 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
+    # false: no weight decay on normalisation layers' scale and shift (uncertainty-baselines decays only
+    # kernels and biases); true: every parameter, as torch.optim.SGD(model.parameters()) does.
+    bn_weight_decay: bool = True
 
 
 @dataclass
@@ -266,7 +279,9 @@ def validate(cfg: DictConfig) -> None:
     one_of("sched.name", cfg.sched.name, SCHEDULERS)
     one_of("logger.name", cfg.logger.name, ("none", "wandb"))
     one_of("logger.mode", cfg.logger.mode, ("offline", "online", "disabled"))
-    one_of("model.stem", cfg.model.stem, ("cifar", "imagenet"))
+    one_of("model.stem", cfg.model.stem, ("cifar", "imagenet", "stride2"))
+    one_of("model.variant", cfg.model.variant, ("preact", "fb", "puzzlemix"))
+    one_of("loss.form", cfg.loss.form, ("ce", "bce_softmax"))
     one_of("trainer.progress", cfg.trainer.progress, ("auto", "bar", "log"))
 
     t = cfg.trainer
@@ -321,6 +336,7 @@ def validate(cfg: DictConfig) -> None:
              "is not defined for mixer=lamix (its target already has a global soft label); use 0")
 
     d = cfg.dataset
+    _require(0.0 <= d.val_fraction < 1.0, "dataset.val_fraction", d.val_fraction, "must lie in [0, 1) (0: no split)")
     _require(0.0 < d.test_fraction < 1.0, "dataset.test_fraction", d.test_fraction, "must lie in (0, 1)")
     _require(d.channels in (None, 1, 3), "dataset.channels", d.channels, "use 1, 3 or null (the dataset's own)")
     _require(d.resize is None or d.resize > 0, "dataset.resize", d.resize, "must be > 0 or null")
