@@ -101,7 +101,7 @@ class Trainer:
         # ES: from this epoch on, plain ERM (no mixing, no term that needs a mixed batch)
         self.stop_epoch = mixing_stop_epoch(cfg.mixer, t.epochs)
         self.erm = build_mixer(OmegaConf.create({"name": "none"}), label_smoothing=eps)
-        params = [*self.model.parameters(), *self.mixer.parameters()]  # a mixer may own a head (LaMix)
+        params = [self.model, self.mixer]  # modules: a mixer may own a head (LaMix); BatchNorm found by build_sgd
         self.optimizer = OPTIMIZERS[cfg.optim.name](cfg.optim, params, self.device)
         self.scheduler = build_scheduler(cfg.sched, self.optimizer, t.epochs, cfg.optim.lr)
         self.regularizer = build_regularizer(cfg.regularizer)
