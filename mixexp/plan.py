@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -130,7 +131,7 @@ def dataset_size(cfg) -> Tuple[int, int, int, int]:
     if d.name == "synthetic":
         return d.train_size, d.test_size, d.image_size, d.channels or 3
     if d.name == "digits":
-        n_test = round(1797 * d.test_fraction)
+        n_test = math.ceil(1797 * d.test_fraction)  # scikit-learn's train_test_split rounds the test share up
         return 1797 - n_test, n_test, d.resize or 8, d.channels or 1
     src = get_source(d.name)
     counts = src.counts

@@ -110,7 +110,9 @@ def protocol_card(table: str, sources: Dict[str, Tuple[Path, List[Any], str]]) -
         if not configs:
             lines += ["- no finished runs yet: the settings below are the recipe's (protocols.yaml)", ""]
             continue
-        lines += [f"- {name}: {_join([v for v in map(show, configs) if v])}" for name, show in CARD_FIELDS]
+        for name, show in CARD_FIELDS:
+            shown = [v for v in map(show, configs) if v]
+            lines += [f"- {name}: {_join(shown)}"] if shown else []  # e.g. no CutMix run: no CutMix line
         lines += [f"- seeds: {', '.join(map(str, seeds))}", ""]
     recipes = [*_as_list(protocol.get("recipe"))] + [x for r in protocol["row_runs"].values() for x in _as_list(r.get("recipe"))]
     rows = [row for recipe in dict.fromkeys(recipes) for row in load_protocols()["deviations"].get(recipe, [])]

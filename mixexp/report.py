@@ -157,12 +157,11 @@ def select(runs: Sequence[Run], where: Sequence[str]) -> List[Run]:
 
 def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS, where: Sequence[str] = (), stat: str = "final"):
     """Return (markdown text, csv rows, number of unfinished runs); ``stat`` as in :func:`build_paper_report`
-    (applied to test_acc and test_error; the other metrics exist for the last epoch only)."""
+    (defined for test_acc and test_error only: the other metrics exist for the last epoch only)."""
     from mixexp.protocols import stat_key, stat_value
 
     for m in metrics:
-        if m in ("test_acc", "test_error"):
-            stat_key(m, stat)
+        stat_key(m, stat)  # raises ValueError for a statistic the metric does not have
     runs = select(find_runs(root), where)
     if not runs:
         what = f" matching {' '.join(where)}" if where else ""
@@ -178,7 +177,7 @@ def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS, where: Se
         csv_row: Dict[str, Any] = dict(zip(keys, row.key))
         csv_row["n"] = len(row.runs)
         for m in metrics:
-            picked = [stat_value(r.metrics, m, stat if m in ("test_acc", "test_error") else "final") for r in row.runs]
+            picked = [stat_value(r.metrics, m, stat) for r in row.runs]
             values = [v for v in picked if v is not None and not math.isnan(v)]
             cells.append(format_cell(values, m))
             mean, std, _ = summarize(values) if values else (float("nan"), float("nan"), 0)
