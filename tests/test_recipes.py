@@ -284,3 +284,18 @@ def test_plan_arithmetic_on_the_demo_grid(tmp_path):
     left = hours - cutmix.gpu_hours
     assert total == (f"| **total** (distinct runs) | 9 | 1 | 30 | {9 * 30 * (n_train + n_test):,} | "
                      f"{hours:,.1f} | {left:,.1f} |")
+
+
+def test_sem_tune_presets_search_alpha_and_gamma_on_the_validation_split():
+    from hydra import compose, initialize_config_dir
+
+    from mixexp.config import CONF_DIR
+
+    cfg = point("sem/tune")
+    assert cfg.dataset.val_fraction == 0.1 and cfg.regularizer.name == "sem" and cfg.trainer.epochs == 200
+    assert _sweep_params("sem/tune") == {"mixer.alpha": "0.2,0.5,1.0,2.0", "regularizer.gamma": "0.1,0.3,1.0,3.0", "seed": "0"}
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        hydra = compose(config_name="config", overrides=["experiment=sem/tune_optuna"], return_hydra_config=True).hydra
+    assert hydra.sweeper._target_.endswith("OptunaSweeper") and hydra.sweeper.direction == "maximize"
+    assert hydra.sweeper.sampler.seed == 0 and hydra.sweeper.params["mixer.alpha"] == "interval(0.1, 2.0)"
+    assert hydra.sweep.dir == "multirun/sem_tune_optuna"
