@@ -122,3 +122,12 @@ def protocol_card(table: str, sources: Dict[str, Tuple[Path, List[Any], str]]) -
         lines += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def folder_card(table: str, folder: Path, where: Sequence[str] = ()) -> str:
+    """The protocol card of a plain report (a figure or one of our own tables): the finished runs below
+    ``folder`` matching ``where``, final-epoch statistic."""
+    from mixexp.report import find_runs, select
+
+    runs = [r for r in select(find_runs(folder), where) if r.metrics is not None] if folder.is_dir() else []
+    return protocol_card(table, {"runs": (folder, runs, "final")})

@@ -61,6 +61,7 @@ def run(cmd: List[str], env: Dict[str, str]) -> None:
 
 def reproduce(name: str, smoke: bool, logger: str, extra: Sequence[str], root: Path) -> List[Path]:
     """Run the target's sweep and write its reports; return the report files."""
+    from mixexp.protocols import folder_card
     from mixexp.report import build_paper_report, build_report, log_report_to_wandb
 
     target = TARGETS[name]
@@ -84,14 +85,14 @@ def reproduce(name: str, smoke: bool, logger: str, extra: Sequence[str], root: P
     written = []
     folder = runs_root / target.runs
     for table in target.tables:
-        text, rows = build_paper_report(folder, table)
+        text, rows = build_paper_report(folder, table, runs_root=runs_root)  # borrowed rows: this root's runs
         written += _write(reports, table, text, rows)
         if logger == "wandb":
             log_report_to_wandb(table, rows)
     if target.plain:
         title, metrics, where = target.plain
         text, rows, _ = build_report(folder, metrics, where)
-        written += _write(reports, title, f"## {title}\n\n{text}", rows)
+        written += _write(reports, title, f"## {title}\n\n{folder_card(title, folder, where)}\n{text}", rows)
         if logger == "wandb":
             log_report_to_wandb(title, rows)
     return written

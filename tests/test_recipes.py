@@ -299,3 +299,13 @@ def test_sem_tune_presets_search_alpha_and_gamma_on_the_validation_split():
     assert hydra.sweeper._target_.endswith("OptunaSweeper") and hydra.sweeper.direction == "maximize"
     assert hydra.sweeper.sampler.seed == 0 and hydra.sweeper.params["mixer.alpha"] == "interval(0.1, 2.0)"
     assert hydra.sweep.dir == "multirun/sem_tune_optuna"
+
+
+def test_plain_reports_carry_a_protocol_card_too(tmp_path):
+    from mixexp.protocols import folder_card
+
+    _run(tmp_path, "l", "cifar100", "preactresnet18", "lamix", 0, {"test_error": 20.0})
+    _run(tmp_path, "m", "cifar100", "preactresnet18", "mixup", 1, {"test_error": 21.0})
+    card = folder_card("lamix-fig4", tmp_path, ["method=lamix"])
+    assert card.startswith("### Protocol of lamix-fig4") and "(1 runs in" in card and "- seeds: 0\n" in card
+    assert "| CutMix probability | 0.5 (method=cutmix_prob05) |" in card  # the fb recipe's deviations
