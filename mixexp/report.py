@@ -311,9 +311,10 @@ def _csv_row(method: str, column, key: str, values: List[float], paper, stat: st
     }
 
 
-def log_report_to_wandb(name: str, rows: List[Dict[str, Any]], project: str = "mixexp") -> None:
+def log_report_to_wandb(name: str, rows: List[Dict[str, Any]], project: str = "mixexp", text: str = "") -> None:
     """Log a report as a W&B Table in a run of its own (group = the report's name, job type "report");
-    offline unless WANDB_MODE says otherwise."""
+    the report's markdown (protocol card first) goes to the run summary as ``report``; offline unless
+    WANDB_MODE says otherwise."""
     import os
 
     import wandb
@@ -322,6 +323,8 @@ def log_report_to_wandb(name: str, rows: List[Dict[str, Any]], project: str = "m
     run = wandb.init(project=project, group=name, job_type="report", name=f"report-{name}",
                      mode=os.environ.get("WANDB_MODE", "offline"), reinit="finish_previous")
     run.log({name: wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])})
+    if text:
+        run.summary["report"] = text
     run.finish()
 
 
@@ -358,7 +361,7 @@ def cli(argv: Sequence[str] | None = None) -> None:
         write_text(out / f"{args.table}.md", text)
         write_csv(out / f"{args.table}.csv", csv_rows)
         if args.wandb:
-            log_report_to_wandb(args.table, csv_rows)
+            log_report_to_wandb(args.table, csv_rows, text=text)
         print(text, end="")
         print(f"\nwritten: {out / (args.table + '.md')}, {out / (args.table + '.csv')}")
         return

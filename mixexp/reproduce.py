@@ -88,7 +88,7 @@ def reproduce(name: str, smoke: bool, logger: str, extra: Sequence[str], root: P
         text, rows = build_paper_report(folder, table, runs_root=runs_root)  # borrowed rows: this root's runs
         written += _write(reports, table, text, rows)
         if logger == "wandb":
-            log_report_to_wandb(table, rows)
+            log_report_to_wandb(table, rows, text=text)
     if target.plain:
         title, metrics, where = target.plain
         text, rows, _ = build_report(folder, metrics, where)

@@ -141,15 +141,15 @@ def test_a_table_reproduced_on_fixture_data(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     ub = (tmp_path / "reports" / "smoke" / "rescaled-ub.md").read_text()
     assert "| method | imagenet resnet50 top1 ours | paper | Δ | imagenet resnet50 ece ours |" in ub
-    # the protocol card, from the runs' configs: uncertainty-baselines' optimiser, smoke budget's batch
-    assert "- optimiser: SGD Nesterov lr 1.6, momentum 0.9, weight decay 0.0002 (none on BatchNorm)" in ub
-    assert "- schedule: x0.1 at [66, 133, 177], 5-epoch warm-up" in ub and "- batch: 8" in ub
+    # the protocol card, from the runs' configs: uncertainty-baselines' optimiser with the smoke lr and batch
+    assert "- optimiser: SGD Nesterov lr 0.02, momentum 0.9, weight decay 0.0002 (none on BatchNorm)" in ub
+    assert "- schedule: x0.1 at [66, 133, 177]\n" in ub and "- batch: 8" in ub  # smoke: no warm-up in 1 epoch
     assert "| mixup pairing | random permutation" in ub  # a deviation, with its source
     erm, mixup = [l for l in result_lines(ub) if l.startswith("| erm") or l.startswith("| mixup+rescaled")]
     assert erm.split(" | ")[2] == "76.20" and mixup.split(" | ")[11] == "28.30"  # published numbers filled in
     assert "(1) |" in mixup.split(" | ")[10] + " |"  # ours: one smoke run on ObjectNet, rescaled
     csv = (tmp_path / "reports" / "smoke" / "rescaled-ub.csv").read_text().splitlines()
-    assert csv[0].startswith("method,dataset,model,metric,key,statistic") and "rescaled_imagenet_c_acc" in csv[-1]
+    assert csv[0].startswith("method,dataset,model,metric,key,statistic") and "rescaled_imagenet_v2_top1,final" in csv[-1]
 
 
 def test_unknown_reproduce_target_is_a_one_line_error():
@@ -165,11 +165,12 @@ def test_a_report_is_logged_as_a_wandb_table_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     rows = [{"method": "mixup", "dataset": "cifar10", "ours_mean": 95.5, "paper": 95.77},
             {"method": "erm", "dataset": "cifar10", "ours_mean": 94.1, "paper": 94.62}]
-    log_report_to_wandb("sem-table1", rows)
+    log_report_to_wandb("sem-table1", rows, text="### Protocol of sem-table1\n- epochs: 200")
     logs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(logs) == 1
     raw = logs[0].read_bytes()
     assert b"sem-table1" in raw and b"report" in raw  # group and job type
+    assert b"Protocol of sem-table1" in raw  # the report's protocol card, in the run summary
     tables = list((tmp_path / "wandb").glob("offline-run-*/files/media/table/*.table.json"))
     data = json.loads(tables[0].read_text())
     assert data["columns"] == ["method", "dataset", "ours_mean", "paper"] and data["data"][1] == ["erm", "cifar10", 94.1, 94.62]
