@@ -24,7 +24,7 @@ REQUIRED = {
     "epoch": int, "model": dict, "method": dict, "optimizer": dict, "scheduler": dict, "rng": dict,
     "history": list, "elapsed": (int, float),
 }
-OPTIONAL = {"rescaling": (dict, type(None))}
+OPTIONAL = {"rescaling": (dict, type(None)), "records": dict}
 
 
 def save_checkpoint(path, state: Dict[str, Any]) -> None:

@@ -61,6 +61,9 @@ class DatasetConfig:
     download: bool = False
     # Streamed datasets (imagenet, objectnet): DataLoader worker processes that decode images (0: none).
     num_workers: int = 8
+    # Share of the training set held out as a validation split (0: none): fixed, stratified, seeded by
+    # a constant independent of the run seed (mixexp.data.split); its metrics are reported as val_*.
+    val_fraction: float = 0.0
 
 
 @dataclass
@@ -70,6 +73,9 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
+    # false: no weight decay on normalisation layers' scale and shift (uncertainty-baselines decays only
+    # kernels and biases); true: every parameter, as torch.optim.SGD(model.parameters()) does.
+    bn_weight_decay: bool = True
 
 
 @dataclass
@@ -105,6 +111,8 @@ class TrainerConfig:
     checkpoint: bool = True
     # CPU threads for torch (0 leaves torch's default).
     num_threads: int = 0
+    # Also keep the model's weights after these epochs (snapshots/epoch_<N>.pt; LaMix Fig 8 draws them).
+    snapshot_epochs: List[int] = field(default_factory=list)
 
 
 @dataclass
@@ -220,6 +228,7 @@ def check_trainer(t) -> None:
 
 
 def check_dataset(d) -> None:
+    require(0.0 <= d.val_fraction < 1.0, "dataset.val_fraction", d.val_fraction, "must lie in [0, 1) (0: no split)")
     require(0.0 < d.test_fraction < 1.0, "dataset.test_fraction", d.test_fraction, "must lie in (0, 1)")
     require(d.channels in (None, 1, 3), "dataset.channels", d.channels, "use 1, 3 or null (the dataset's own)")
     require(d.resize is None or d.resize > 0, "dataset.resize", d.resize, "must be > 0 or null")

@@ -35,9 +35,9 @@ class NoLogger:
 def run_tags(cfg, table: Optional[str] = None) -> List[str]:
     """Dataset, model, the method as the papers spell it (``mixup+es+sem``), the regularizer, the seed and
     the paper table (the ``experiment`` preset) the run belongs to."""
-    from mixexp.report import flatten, method_name
+    from mixexp.assemble import method_label
 
-    tags = [cfg.dataset.name, cfg.model.name, method_name(flatten(OmegaConf.to_container(cfg, resolve=True))),
+    tags = [cfg.dataset.name, cfg.model.name, method_label(cfg),
             f"regularizer={cfg.regularizer.name}", f"seed={cfg.seed}"]
     return tags + ([f"table={table}"] if table else [])
 

@@ -12,7 +12,7 @@ mixing off there), ``step`` on each batch, and optimises ``model`` and ``method`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 from torch import nn
@@ -31,12 +31,14 @@ class MixedBatch:
     lam: torch.Tensor  # float32 (B,)
     # A loss the mixer computed on the way (e.g. the clean loss of a saliency pass), added as is.
     extra_loss: Optional[torch.Tensor] = None
+    # Known on the host: whether anything was mixed (False for an original batch), so no device sync asks it.
+    mixed: bool = True
 
     @classmethod
     def unmixed(cls, x: torch.Tensor) -> "MixedBatch":
         """The batch as it is: each example its own partner, lambda = 1."""
         b = x.shape[0]
-        return cls(x, torch.arange(b, device=x.device), torch.ones(b, device=x.device))
+        return cls(x, torch.arange(b, device=x.device), torch.ones(b, device=x.device), mixed=False)
 
 
 @dataclass
@@ -72,8 +74,20 @@ class Method(nn.Module):
             check(image_shape)
 
     def set_epoch(self, epoch: int) -> None:
-        """ES: mixing is on before ``stop_epoch`` (always, when it is None)."""
+        """ES: mixing is on before ``stop_epoch`` (always, when it is None). Parts that keep per-epoch
+        records (LaMix's soft-target summaries) are told the epoch too."""
         self.mixing = self.stop_epoch is None or epoch < self.stop_epoch
+        for part in (self.mixer, self.criterion):
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(epoch)
+
+    def pop_records(self) -> Dict[str, Dict[str, float]]:
+        """What the parts recorded this epoch, by file name (e.g. ``{"soft_targets.csv": row}``), then cleared."""
+        records = {}
+        for part in (self.mixer, self.criterion):
+            if hasattr(part, "pop_records"):
+                records.update(part.pop_records())
+        return records
 
     def forward_mixed(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
         """(mixed batch, features of the mixed inputs): mix in input space, then one forward pass."""

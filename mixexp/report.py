@@ -30,7 +30,7 @@ IGNORED_PREFIXES = ("seed", "resume", "budget_limits", "label", "paths.", "logge
                     "eval.corruptions")
 # Keys that the derived ``method`` column already says (see :func:`method_name`).
 METHOD_KEYS = ("mixer.name", "regularizer.name", "mixer.stop_fraction", "mixer.stop_epoch",
-               "loss.label_smoothing", "mixer.lamix_inputs", "mixer.lamix_original_batches",
+               "loss.label_smoothing", "mixer.inputs.name", "mixer.lamix_original_batches",
                "mixer.lamix_global_label")
 DEFAULT_METRICS = ("test_acc", "test_nll", "test_ece")
 DECIMALS = {"acc": 2, "error": 2, "nll": 3, "ece": 4, "per_s": 0, "wall_s": 1}
@@ -61,11 +61,14 @@ def flatten(obj: Any, prefix: str = "") -> Dict[str, Any]:
 
 def method_name(config: Dict[str, Any]) -> str:
     """The method a run trained, spelt as in the papers' tables: ``erm``, ``mixup+es+sem``, ``mixup+ls0.2``,
-    ``lamix_puzzle``, ``lamix-no_original`` ... (from a flattened config)."""
+    ``lamix_puzzle``, ``lamix-no_original`` ... (from a flattened config): its ``label`` (every run written
+    by this version has one), else derived from the options as :func:`mixexp.assemble.method_label` does."""
+    if config.get("label"):
+        return str(config["label"])
     mixer = config.get("mixer.name", "none")
     name = {"none": "erm"}.get(mixer, mixer)
     if mixer == "lamix":
-        if config.get("mixer.lamix_inputs") == "puzzlemix":
+        if config.get("mixer.inputs.name") == "puzzlemix" or config.get("mixer.lamix_inputs") == "puzzlemix":
             name = "lamix_puzzle"
         if config.get("mixer.lamix_original_batches") is False:
             name += "-no_original"
@@ -193,8 +196,13 @@ def select(runs: Sequence[Run], where: Sequence[str]) -> List[Run]:
     return chosen
 
 
-def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS, where: Sequence[str] = ()):
-    """Return (markdown text, csv rows, number of unfinished runs)."""
+def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS, where: Sequence[str] = (), stat: str = "final"):
+    """Return (markdown text, csv rows, number of unfinished runs); ``stat`` as in :func:`build_paper_report`
+    (defined for test_acc and test_error only: the other metrics exist for the last epoch only)."""
+    from mixexp.protocols import stat_key
+
+    for m in metrics:
+        stat_key(m, stat)  # raises ValueError for a statistic the metric does not have
     skipped: List[Tuple[Path, str]] = []
     runs = select(find_runs(root, skipped), where)
     if not runs:
@@ -212,8 +220,8 @@ def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS, where: Se
         csv_row: Dict[str, Any] = dict(zip(keys, row.key))
         csv_row["n"] = len(row.runs)
         for m in metrics:
-            values = [r.metrics[m] for r in row.runs if isinstance(r.metrics.get(m), (int, float))
-                      and not math.isnan(r.metrics[m])]
+            picked = [stat_value(r.metrics, m, stat) for r in row.runs]
+            values = [v for v in picked if v is not None and not math.isnan(v)]
             cells.append(format_cell(values, m))
             mean, std, _ = summarize(values) if values else (float("nan"), float("nan"), 0)
             csv_row[f"{m}_mean"], csv_row[f"{m}_std"] = mean, std
@@ -221,6 +229,8 @@ def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS, where: Se
         csv_rows.append(csv_row)
     unfinished = len(runs) - len(finished)
     text = "\n".join(lines) + "\n"
+    if stat != "final":
+        text += f"\ntest_acc/test_error: {stat} statistic of each run.\n"
     if unfinished:
         text += f"\n{unfinished} run(s) below {root} have no metrics.json yet (unfinished or failed).\n"
     if skipped:
@@ -240,57 +250,119 @@ def paper_cell(values: Sequence[float], paper: Tuple[float, float | None] | None
     return [ours, published, delta]
 
 
-def build_paper_report(root: Path, table_name: str):
+def build_paper_report(root: Path, table_name: str, stat: str | None = None, runs_root: Path | None = None):
     """The table laid out as in the paper: (markdown, long-format csv rows).
 
-    Rows are the paper's methods in its order; each (dataset, model) column has three sub-columns:
-    ours (mean ± sample std over seeds, and n), the published number, and ours − paper.
+    The markdown starts with the protocol card (mixexp.protocols) of the runs it reads. Rows are the
+    paper's methods in its order, then the derived rows the paper prints (SEM's "Improvement" =
+    X+sem - X); each (dataset, model) column has three sub-columns: ours (mean ± sample std over seeds,
+    and n), the published number, and ours − paper. ``stat`` (final, median10, best) picks which number of
+    a run is taken; default: the table's own (protocols.yaml). A row whose runs live in another folder
+    (LaMix Table 3's Vanilla row = Table 1's runs) is read from ``runs_root``/<folder>, or, without
+    ``runs_root``, from that folder below the nearest ancestor of ``root`` that has it.
     """
-    from mixexp.tables import cell_source, load_tables
+    from mixexp.protocols import protocol_card, table_protocol
+    from mixexp.tables import load_tables
 
     tables = load_tables()
     if table_name not in tables:
         raise KeyError(f"--table {table_name!r} is not allowed: choose one of {', '.join(tables)}")
-    table = tables[table_name]
-    runs = [r for r in find_runs(root) if r.metrics is not None] if root.is_dir() else []  # none yet: all missing
+    table, protocol = tables[table_name], table_protocol(table_name)
+    stat = stat or protocol["statistic"]
+    sources = {"*": (root, _finished_runs(root), stat)}
+    for method, spec in protocol["row_runs"].items():
+        folder = _row_folder(root, spec["runs"], runs_root)
+        sources[method] = (folder, _finished_runs(folder), spec.get("statistic", stat))
     header = ["method"]
     for column in table.columns:
-        title = table.title(column)
-        header += [f"{title} ours", "paper", "Δ"]
+        header += [f"{table.title(column)} ours", "paper", "Δ"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    csv_rows = []
+    csv_rows, means = [], {}
     for method in table.methods:
+        _, runs, row_stat = sources.get(method, sources["*"])
         cells = [method]
         for column in table.columns:
-            src = cell_source(column, method)
-            values = [r.metrics[src.key] for r in runs
-                      if r.config.get("method") == src.method and r.config.get("dataset.name") == src.dataset
-                      and r.config.get("model.name") == src.model and isinstance(r.metrics.get(src.key), (int, float))]
+            values, key, used = _cell_values(runs, column, method, row_stat)
             paper = table.published.get((method, column))
             cells += paper_cell(values, paper, column.metric)
-            mean, std, n = summarize(values) if values else (float("nan"), float("nan"), 0)
-            csv_rows.append({
-                "method": method, "dataset": column.dataset, "model": column.model, "metric": column.metric,
-                "key": src.key, "ours_mean": mean, "ours_std": std, "n": n,
-                "paper": paper[0] if paper else float("nan"),
-                "paper_std": paper[1] if paper and paper[1] is not None else float("nan"),
-                "delta": mean - paper[0] if values and paper else float("nan"),
-            })
+            means[(method, column)] = statistics.fmean(values) if values else None
+            csv_rows.append(_csv_row(method, column, key, values, paper, used))
         lines.append("| " + " | ".join(cells) + " |")
+        if protocol.get("derived_rows") == "improvement":
+            lines += _improvement_row(table, method, means)
     unit = {"accuracy": "accuracy %", "error": "error %", "auroc": "AUROC %", "top1": "top-1 %",
             "nll": "NLL", "ece": "ECE"}
     metrics = ", ".join(dict.fromkeys(unit[c.metric] for c in table.columns))
-    text = (f"## {table.name} ({metrics})\n\nours: mean ± std (n runs) from {root}; paper: published; "
-            f"Δ = ours − paper.\n\n" + "\n".join(lines) + "\n")
+    labels = {("runs" if k == "*" else f"row {k}"): v for k, v in sources.items()}
+    text = (f"## {table.name} ({metrics})\n\n{protocol_card(table_name, labels)}\n"
+            f"ours: mean ± std (n runs), {stat} statistic; paper: published; Δ = ours − paper.\n\n"
+            + "\n".join(lines) + "\n")
     return text, csv_rows
 
 
+def _finished_runs(folder: Path | None) -> List[Run]:
+    return [r for r in find_runs(folder) if r.metrics is not None] if folder and folder.is_dir() else []
+
+
+def _row_folder(root: Path, runs: str, runs_root: Path | None) -> Path:
+    """``runs_root/runs`` or, by default, ``ancestor/runs`` for the nearest ancestor of root that has it."""
+    if runs_root is not None:
+        return runs_root / runs
+    for ancestor in root.resolve().parents:
+        if (ancestor / runs).is_dir():
+            return ancestor / runs
+    return root.parent / runs
+
+
+def _cell_values(runs: Sequence[Run], column, method: str, stat: str) -> Tuple[List[float], str, str]:
+    """(values, metrics.json key read, statistic used): a statistic other than final applies to the clean
+    accuracy/error only, the one metric kept per epoch."""
+    from mixexp.protocols import stat_key, stat_value
+    from mixexp.tables import cell_source
+
+    src = cell_source(column, method)
+    used = stat if src.key in ("test_acc", "test_error") else "final"
+    values = [stat_value(r.metrics, src.key, used)
+              for r in runs if r.config.get("method") == src.method and r.config.get("dataset.name") == src.dataset
+              and r.config.get("model.name") == src.model]
+    return [v for v in values if v is not None], stat_key(src.key, used)[0], used
+
+
+def _improvement_row(table, method: str, means) -> List[str]:
+    """After X+sem, the SEM paper's "Improvement" row: (X+sem) - X, ours and published."""
+    base = method[: -len("+sem")] if method.endswith("+sem") else None
+    if base not in table.methods:
+        return []
+    cells = ["Improvement"]
+    for column in table.columns:
+        ours = [means[(method, column)], means[(base, column)]]
+        paper = [table.published.get((method, column)), table.published.get((base, column))]
+        diff = ours[0] - ours[1] if None not in ours else None
+        published = paper[0][0] - paper[1][0] if None not in paper else None
+        cells += [f"{diff:+.2f}" if diff is not None else "missing",
+                  f"{published:+.2f}" if published is not None else "—",
+                  f"{diff - published:+.2f}" if diff is not None and published is not None else "—"]
+    return ["| " + " | ".join(cells) + " |"]
+
+
+def _csv_row(method: str, column, key: str, values: List[float], paper, stat: str) -> Dict[str, Any]:
+    mean, std, n = summarize(values) if values else (float("nan"), float("nan"), 0)
+    return {
+        "method": method, "dataset": column.dataset, "model": column.model, "metric": column.metric,
+        "key": key, "statistic": stat, "ours_mean": mean, "ours_std": std, "n": n,
+        "paper": paper[0] if paper else float("nan"),
+        "paper_std": paper[1] if paper and paper[1] is not None else float("nan"),
+        "delta": mean - paper[0] if values and paper else float("nan"),
+    }
+
+
 def log_report_to_wandb(name: str, rows: List[Dict[str, Any]], root: Path | None = None,
-                        project: str | None = None, entity: str | None = None) -> None:
+                        project: str | None = None, entity: str | None = None, text: str = "") -> None:
     """Log a report as a W&B Table in a run of its own (job type "report"; offline unless WANDB_MODE says
-    otherwise). With ``root``, the folder of the report's runs, the Table lands beside them: in their
-    W&B project and entity (their ``logger.project``/``logger.entity``) and in their group (their
-    ``name``); ``project``/``entity`` given here win. Without runs: project "mixexp", group ``name``."""
+    otherwise); the report's markdown (protocol card first) goes to the run summary as ``report``. With
+    ``root``, the folder of the report's runs, the Table lands beside them: in their W&B project and entity
+    (their ``logger.project``/``logger.entity``) and in their group (their ``name``); ``project``/``entity``
+    given here win. Without runs: project "mixexp", group ``name``."""
     import os
 
     import wandb
@@ -307,6 +379,8 @@ def log_report_to_wandb(name: str, rows: List[Dict[str, Any]], root: Path | None
                      dir=None if os.environ.get("WANDB_DIR") or root is None else str(root),
                      mode=os.environ.get("WANDB_MODE", "offline"), reinit="finish_previous")
     run.log({name: wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])})
+    if text:
+        run.summary["report"] = text
     run.finish()
 
 
@@ -325,31 +399,38 @@ def cli(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--table", default=None,
                         help="lay the runs out as a paper's table beside its published numbers (e.g. sem-table1); "
                              "writes <out>/<table>.md and .csv")
+    parser.add_argument("--stat", choices=["final", "median10", "best"], default=None,
+                        help="which number of a run: the last epoch's, the median of the last 10 epochs' or the best "
+                             "test accuracy (error = 100 - accuracy); default: the table's own (--table), else final")
+    parser.add_argument("--runs-root", type=Path, default=None,
+                        help="folder holding the runs folders a table's rows borrow (e.g. multirun for lamix-table3's "
+                             "Vanilla row from multirun/lamix/fb); default: found above DIR")
     args = parser.parse_args(argv)
     if not args.dir.is_dir():
         fail(f"{args.dir} is not a directory")
     if args.table:
         try:
-            text, csv_rows = build_paper_report(args.dir, args.table)
-        except KeyError as e:
+            text, csv_rows = build_paper_report(args.dir, args.table, args.stat, args.runs_root)
+        except (KeyError, ValueError) as e:
             fail(e.args[0])
         out = args.out or args.dir
         write_text(out / f"{args.table}.md", text)
         write_csv(out / f"{args.table}.csv", csv_rows)
         if args.wandb:
-            log_report_to_wandb(args.table, csv_rows)
+            log_report_to_wandb(args.table, csv_rows, args.dir, text=text)
         print(text, end="")
         print(f"\nwritten: {out / (args.table + '.md')}, {out / (args.table + '.csv')}")
         return
     try:
-        text, csv_rows, _ = build_report(args.dir, [m for m in args.metrics.split(",") if m], args.where)
-    except (FileNotFoundError, ConfigError) as e:
+        text, csv_rows, _ = build_report(args.dir, [m for m in args.metrics.split(",") if m], args.where,
+                                         args.stat or "final")
+    except (FileNotFoundError, ValueError) as e:
         fail(str(e))
     out = args.out or args.dir
     write_text(out / "report.md", text)
     write_csv(out / "report.csv", csv_rows)
     if args.wandb:
-        log_report_to_wandb(args.dir.name, csv_rows)
+        log_report_to_wandb(args.dir.name, csv_rows, args.dir, text=text)
     print(text, end="")
     print(f"\nwritten: {out / 'report.md'}, {out / 'report.csv'}")
 

@@ -27,7 +27,9 @@ def main(cfg: DictConfig) -> float:
         cfg.trainer.device = str(resolve_device("auto", sweep_job_num(HydraConfig.get())))
 
     metrics = Trainer(cfg, HydraConfig.get().runtime.output_dir).fit()
-    return metrics.get("test_acc", float("nan"))
+    # what a sweeper optimises (hydra/sweeper=optuna_val): the validation accuracy when a split is held out
+    objective = "val_acc" if cfg.dataset.val_fraction > 0 else "test_acc"
+    return metrics.get(objective, float("nan"))
 
 
 def cli() -> None:

@@ -11,8 +11,36 @@ import numpy as np
 import torch
 
 
+NORM_LAYERS = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
+
+
+def decay_groups(modules, weight_decay: float, norm_weight_decay: bool) -> list:
+    """Parameter groups of ``modules``: every parameter decays by ``weight_decay``, except, when
+    ``norm_weight_decay`` is false, the scale and shift of normalisation layers (BatchNorm, GroupNorm,
+    LayerNorm), which get 0: uncertainty-baselines' deterministic.py adds L2 on kernels and biases only."""
+    norm, rest, seen = [], [], set()
+    for module in modules:
+        for sub in module.modules():
+            for p in sub.parameters(recurse=False):
+                if id(p) not in seen and p.requires_grad:
+                    seen.add(id(p))
+                    (norm if isinstance(sub, NORM_LAYERS) and not norm_weight_decay else rest).append(p)
+    groups = [{"params": rest, "weight_decay": weight_decay}]
+    return groups + ([{"params": norm, "weight_decay": 0.0}] if norm else [])
+
+
 def build_sgd(cfg, params, device: torch.device) -> torch.optim.Optimizer:
-    """SGD with momentum, optional Nesterov, weight decay; the multi-tensor (foreach) kernel on CUDA."""
+    """SGD with momentum, optional Nesterov, weight decay; the multi-tensor (foreach) kernel on CUDA.
+
+    ``params``: modules (their parameters in groups by :func:`decay_groups`, which ``optim.bn_weight_decay``
+    needs) or parameters (all decayed alike)."""
+    params = list(params)
+    if params and all(isinstance(p, torch.nn.Module) for p in params):
+        params = decay_groups(params, cfg.weight_decay, cfg.get("bn_weight_decay", True))
+    elif not cfg.get("bn_weight_decay", True):
+        from mixexp.errors import ConfigError
+
+        raise ConfigError("optim.bn_weight_decay=false needs the model's modules to find its BatchNorm layers")
     return torch.optim.SGD(
         params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
         weight_decay=cfg.weight_decay, foreach=device.type == "cuda" or None,

@@ -25,10 +25,10 @@ from mixexp.assemble import build_method, build_model, method_label
 from mixexp.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from mixexp.data import build_loader, load_dataset
 from mixexp.errors import ConfigError
-from mixexp.evaluation.metrics import accuracy_percent, predict_logits
+from mixexp.evaluation.metrics import accuracy_percent, classification_metrics, predict_logits
 from mixexp.evaluation.rescaling import Rescaling
 from mixexp.evaluation.suite import EvalContext, evaluate_model
-from mixexp.io import write_csv, write_json, write_text
+from mixexp.io import save_torch, write_csv, write_json, write_text
 from mixexp.loggers import NoLogger, build_logger
 from mixexp.losses import mixed_correct
 from mixexp.provenance import provenance
@@ -58,11 +58,12 @@ class Trainer:
 
             require_eval_sets(cfg, cfg.paths.data_dir)  # fail now, not after training, if one is missing
         self._build_model_and_method(data)
-        params = [*self.model.parameters(), *self.method.parameters()]  # a method may own a head (LaMix)
+        params = [self.model, self.method]  # modules: a method may own a head (LaMix); BatchNorm found by build_sgd
         self.optimizer = OPTIMIZERS[cfg.optim.name](cfg.optim, params, self.device)
         self.scheduler = build_scheduler(cfg.sched, self.optimizer, cfg.trainer.epochs, cfg.optim.lr)
         self.epoch, self.elapsed = 0, 0.0  # elapsed: wall seconds of earlier sessions of this run
         self.history: List[Dict[str, Any]] = []
+        self.records: Dict[str, List[Dict[str, Any]]] = {}  # per-epoch summaries a method keeps, by file
         self.rescaling: Optional[Rescaling] = None  # test-time rescaling statistics (restored or computed)
         if checkpoint.exists():
             self._load_checkpoint(checkpoint)
@@ -136,6 +137,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_state(),
             "history": self.history,
+            "records": self.records,
             "elapsed": self.elapsed + (time.perf_counter() - self._session_start),
             "rescaling": self.rescaling.state_dict() if self.rescaling is not None else None,
         }
@@ -153,6 +155,7 @@ class Trainer:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConfigError(f"{path} cannot be resumed with this config: {first}") from None
         self.epoch, self.history, self.elapsed = state["epoch"], state["history"], state["elapsed"]
+        self.records = state.get("records") or {}
         if state.get("rescaling") is not None and self.cfg.eval.rescaled:
             self.rescaling = Rescaling.from_state_dict(state["rescaling"])
 
@@ -161,10 +164,11 @@ class Trainer:
     def fit(self, until_epoch: Optional[int] = None) -> Dict[str, Any]:
         """Train to ``trainer.epochs`` (or stop after ``until_epoch``) and return the final metrics."""
         self._session_start = time.perf_counter()
-        self.logger = build_logger(self.cfg, self.run_dir) if self.dist.is_main else NoLogger()
         epochs = self.cfg.trainer.epochs
         stop = epochs if until_epoch is None else min(until_epoch, epochs)
         trained = self.epoch < stop
+        job_type = "train" if trained else "eval"  # a finished run resumed is evaluated again
+        self.logger = build_logger(self.cfg, self.run_dir, job_type) if self.dist.is_main else NoLogger()
         while self.epoch < stop:
             lr = self.optimizer.param_groups[0]["lr"]
             train = self.train_epoch()
@@ -186,8 +190,11 @@ class Trainer:
         bar = self._progress_bar()
         redraw = max(1, len(self.train_loader) // BAR_UPDATES)
         start = time.perf_counter()
+        log_every, steps_before = self.logger.log_every_steps, self.epoch * len(self.train_loader)
         for step, (x, y) in enumerate(self.train_loader):
             out = self.train_step(x, y)
+            if log_every and (steps_before + step + 1) % log_every == 0:  # the only per-step read: every N steps
+                self.logger.log_step(steps_before + step + 1, out.loss.item())
             loss_sum += out.loss.detach() * y.shape[0]
             correct_sum += mixed_correct(out.logits.detach(), y, out.mixed.partner, out.mixed.lam)
             seen += y.shape[0]
@@ -230,6 +237,11 @@ class Trainer:
         if not self.dist.is_main:
             return
         write_csv(self.run_dir / "history.csv", self.history)
+        for name, record in self.method.pop_records().items():
+            self.records.setdefault(name, []).append({"epoch": row["epoch"], **record})
+            write_csv(self.run_dir / name, self.records[name])
+        if row["epoch"] in self.cfg.trainer.snapshot_epochs:
+            save_torch(self.run_dir / "snapshots" / f"epoch_{row['epoch']:04d}.pt", self.model.state_dict())
         if self.cfg.trainer.checkpoint:
             save_checkpoint(self.run_dir / CHECKPOINT, self._checkpoint_state())
         self.logger.log_epoch(row)
@@ -242,7 +254,7 @@ class Trainer:
         metrics_path, parts_path = self.run_dir / "metrics.json", self.run_dir / "eval_breakdown.json"
         existing = json.loads(metrics_path.read_text()) if reevaluation and metrics_path.exists() else {}
         metrics, parts = evaluate_model(self.model, self.eval_context, self.test_loader, self.rescaling, existing)
-        metrics = {**self._history_metrics(), **metrics}  # reported values (in ``existing``) win
+        metrics = {**self._history_metrics(), **self._validation_metrics(), **metrics}  # reported values win
         if self.dist.is_main:
             if parts:
                 old = json.loads(parts_path.read_text()) if reevaluation and parts_path.exists() else {}
@@ -250,6 +262,14 @@ class Trainer:
             write_json(metrics_path, metrics)
             self.logger.log_final(metrics)
         return metrics
+
+    def _validation_metrics(self) -> Dict[str, Any]:
+        """``val_*`` (as ``test_*``) on the held-out part of the training set (dataset.val_fraction), if any."""
+        if self.data.val is None:
+            return {}
+        loader = build_loader(self.data.val, self.cfg.trainer.eval_batch_size, train=False, device=self.device,
+                              mean=self.data.mean, std=self.data.std)
+        return classification_metrics(*predict_logits(self.model, loader), prefix="val")
 
     def _history_metrics(self) -> Dict[str, Any]:
         test_accs = [row["test_acc"] for row in self.history]

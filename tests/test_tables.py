@@ -53,6 +53,12 @@ def test_corruption_accuracy_is_the_mean_over_corruptions_and_severities():
     assert metrics["ood_svhn_auroc"] == pytest.approx(75.0)  # pairs won: 0.9>0.1, 0.9>0.2, 0.15>0.1; lost 0.15<0.2
 
 
+def result_lines(text):
+    """The table rows of a paper report, after its protocol card."""
+    body = text[text.index("\nours: "):]
+    return [l for l in body.splitlines() if l.startswith("|")]
+
+
 def _fake_run(root, name, dataset, model, mixer, seed, metrics, **extra):
     run = root / name
     run.mkdir(parents=True)
@@ -71,12 +77,12 @@ def test_sem_table1_report_layout(tmp_path):
         _fake_run(tmp_path, f"a{seed}", "cifar10", "preactresnet18", "mixup", seed, {"test_acc": acc}, reg="sem")
     _fake_run(tmp_path, "b", "cifar100", "wrn28_10", "cutmix", 0, {"test_acc": 80.0}, stop=0.9, reg="sem")
     text, rows = build_paper_report(tmp_path, "sem-table1")
-    lines = [l for l in text.splitlines() if l.startswith("|")]
+    lines = result_lines(text)
     assert lines[0] == ("| method | cifar10 preactresnet18 ours | paper | Δ | cifar100 preactresnet18 ours | paper | Δ | "
                         "tinyimagenet preactresnet18 ours | paper | Δ | cifar10 wrn28_10 ours | paper | Δ | "
                         "cifar100 wrn28_10 ours | paper | Δ | tinyimagenet wrn28_10 ours | paper | Δ |")
     methods = [l.split(" | ")[0][2:] for l in lines[2:]]
-    assert methods == load_tables()["sem-table1"].methods == [
+    assert [m for m in methods if m != "Improvement"] == load_tables()["sem-table1"].methods == [
         "erm", "mixup", "mixup+sem", "mixup+es", "mixup+es+sem", "cutmix", "cutmix+sem", "cutmix+es", "cutmix+es+sem"]
     row = lines[2 + methods.index("mixup+sem")].split(" | ")
     assert row[1:4] == ["95.50 ± 0.71 (2)", "96.45", "-0.95"]  # ours (mean ± sample std, n) | paper | delta
@@ -89,7 +95,7 @@ def test_lamix_table1_report_layout_uses_error_rates(tmp_path):
     _fake_run(tmp_path, "l0", "svhn", "resnet50", "lamix", 0, {"test_error": 2.5, "test_acc": 97.5})
     _fake_run(tmp_path, "l1", "svhn", "resnet50", "lamix", 1, {"test_error": 2.3, "test_acc": 97.7})
     text, rows = build_paper_report(tmp_path, "lamix-table1")
-    lines = [l for l in text.splitlines() if l.startswith("|")]
+    lines = result_lines(text)
     titles = [c for c in lines[0].strip("| ").split(" | ") if c.endswith(" ours")]
     assert titles[:3] == ["mnist preactresnet18 ours", "fashion_mnist preactresnet18 ours", "svhn preactresnet18 ours"]
     assert len(titles) == 10 and "(error %)" in text
@@ -131,16 +137,20 @@ def test_a_finished_run_gains_evaluation_sets_without_training(data_root, tmp_pa
 
 
 def test_a_table_reproduced_on_fixture_data(tmp_path):
-    result = run_cli(["mixexp-reproduce", "rescaled-imagenet", "--smoke", "--root", str(tmp_path)], cwd=tmp_path,
+    result = run_cli(["mixexp-reproduce", "rescaled-imagenet-ub", "--smoke", "--root", str(tmp_path)], cwd=tmp_path,
                      timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     ub = (tmp_path / "reports" / "smoke" / "rescaled-ub.md").read_text()
     assert "| method | imagenet resnet50 top1 ours | paper | Δ | imagenet resnet50 ece ours |" in ub
-    erm, mixup = [l for l in ub.splitlines() if l.startswith("| erm") or l.startswith("| mixup+rescaled")]
+    # the protocol card, from the runs' configs: uncertainty-baselines' optimiser with the smoke lr and batch
+    assert "- optimiser: SGD Nesterov lr 0.02, momentum 0.9, weight decay 0.0002 (none on BatchNorm)" in ub
+    assert "- schedule: x0.1 at [66, 133, 177]\n" in ub and "- batch: 8" in ub  # smoke: no warm-up in 1 epoch
+    assert "| mixup pairing | random permutation" in ub  # a deviation, with its source
+    erm, mixup = [l for l in result_lines(ub) if l.startswith("| erm") or l.startswith("| mixup+rescaled")]
     assert erm.split(" | ")[2] == "76.20" and mixup.split(" | ")[11] == "28.30"  # published numbers filled in
     assert "(1) |" in mixup.split(" | ")[10] + " |"  # ours: one smoke run on ObjectNet, rescaled
-    pwc = (tmp_path / "reports" / "smoke" / "rescaled-pwc.csv").read_text().splitlines()
-    assert pwc[0].startswith("method,dataset,model,metric,key") and "rescaled_objectnet_top1" in pwc[1]
+    csv = (tmp_path / "reports" / "smoke" / "rescaled-ub.csv").read_text().splitlines()
+    assert csv[0].startswith("method,dataset,model,metric,key,statistic") and "rescaled_imagenet_v2_top1,final" in csv[-1]
 
 
 def test_unknown_reproduce_target_is_a_one_line_error():

@@ -4,7 +4,7 @@ what a run trains on (resize, channels, normalisation statistics)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from mixexp.data.imageset import ImageSet
 
@@ -28,6 +28,8 @@ class Dataset:
     num_classes: int
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
+    # held out of the training set by dataset.val_fraction (None: no split); see mixexp.data.split
+    val: Optional[ImageSet] = None
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:
@@ -51,8 +53,15 @@ def load_dataset(cfg, data_dir: str) -> Dataset:
         raise ValueError(f"dataset.name={cfg.name!r} is not allowed: choose one of {', '.join(sorted(DATASETS))}")
     train, test, num_classes = DATASETS[cfg.name](cfg, data_dir)
     native_channels = train.shape[0]
+    val = None
+    if cfg.get("val_fraction", 0.0):
+        from mixexp.data.split import stratified_split, subset
+
+        train_idx, val_idx = stratified_split(train.labels, float(cfg.val_fraction))
+        train, val = subset(train, train_idx), subset(train, val_idx)
     if cfg.resize:
         train, test = train.resized(cfg.resize), test.resized(cfg.resize)
+        val = val.resized(cfg.resize) if val is not None else None
     if list(cfg.mean):
         mean, std = tuple(cfg.mean), tuple(cfg.std)
         if len(mean) != native_channels:
@@ -67,6 +76,7 @@ def load_dataset(cfg, data_dir: str) -> Dataset:
         raise ConfigError(f"dataset.mean/std must be given for {cfg.name}: its images are streamed from disk")
     if cfg.channels:
         train, test = train.with_channels(cfg.channels), test.with_channels(cfg.channels)
+        val = val.with_channels(cfg.channels) if val is not None else None
         if cfg.channels != native_channels:
             mean, std = mean * cfg.channels, std * cfg.channels
-    return Dataset(train, test, num_classes, mean, std)
+    return Dataset(train, test, num_classes, mean, std, val)

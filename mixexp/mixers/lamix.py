@@ -68,9 +68,9 @@ def lamix_target(y: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, glob
     return local if global_label is None else beta * local + (1.0 - beta) * global_label
 
 
-def average_pair(x: torch.Tensor, y: torch.Tensor, model: nn.Module, partner: torch.Tensor) -> torch.Tensor:
-    """0.5 x_i + 0.5 x_partner(i)."""
-    return mixup(x, partner, torch.full((x.shape[0],), 0.5, device=x.device))
+def average_pair(x: torch.Tensor, y: torch.Tensor, model: nn.Module, partner: torch.Tensor):
+    """(0.5 x_i + 0.5 x_partner(i), no extra loss)."""
+    return mixup(x, partner, torch.full((x.shape[0],), 0.5, device=x.device)), None
 
 
 class LaMix(Mixer):
@@ -80,7 +80,7 @@ class LaMix(Mixer):
                  mix_inputs: Optional[Callable[..., torch.Tensor]] = None) -> None:
         super().__init__()
         self.alpha, self.original_batches = alpha, original_batches
-        # (x, y, model, partner) -> mixed inputs at ratio 0.5
+        # (x, y, model, partner) -> (mixed inputs at ratio 0.5, extra loss or None)
         self.mix_inputs = mix_inputs or average_pair
         self.steps = 0  # host-side counter that decides original vs mixed; checkpointed as extra state
 
@@ -92,7 +92,8 @@ class LaMix(Mixer):
             return MixedBatch.unmixed(x)
         partner = random_partner(b, x.device)
         lam = sample_lambda(self.alpha, b, per_sample=True, prob=1.0, device=x.device)
-        return MixedBatch(self.mix_inputs(x, y, model, partner), partner, lam)
+        inputs, extra = self.mix_inputs(x, y, model, partner)
+        return MixedBatch(inputs, partner, lam, extra)
 
     def get_extra_state(self) -> Any:
         return {"steps": self.steps}
@@ -108,14 +109,28 @@ class LaMixCriterion(nn.Module):
     no gradient.
     """
 
-    def __init__(self, feature_dim: int, num_classes: int, beta: float = 0.5, global_label: bool = True) -> None:
+    def __init__(self, feature_dim: int, num_classes: int, beta: float = 0.5, global_label: bool = True,
+                 record_every: int = 0) -> None:
         super().__init__()
         self.num_classes, self.beta, self.use_global_label = num_classes, beta, global_label
         self.head = nn.Linear(feature_dim, num_classes)
+        # Figs 2-3: summarise the targets of the first mixed mini-batch of every record_every-th epoch
+        self.record_every, self.epoch, self._record = record_every, 0, None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self._record = epoch, None
+
+    def pop_records(self) -> Dict[str, Dict[str, float]]:
+        record, self._record = self._record, None
+        return {SOFT_TARGETS_CSV: record} if record else {}
 
     def forward(self, logits: torch.Tensor, features: torch.Tensor, y: torch.Tensor, mixed: MixedBatch) -> torch.Tensor:
         p = global_soft_label(self.head, features) if self.use_global_label else None
-        return soft_cross_entropy(logits, lamix_target(y, mixed.partner, mixed.lam, p, self.beta, self.num_classes))
+        target = lamix_target(y, mixed.partner, mixed.lam, p, self.beta, self.num_classes)
+        due = self.record_every and (self.epoch + 1) % self.record_every == 0 and self._record is None
+        if due and mixed.mixed:  # one host sync, every record_every epochs
+            self._record = soft_target_summary(target, p)
+        return soft_cross_entropy(logits, target)
 
 
 @dataclass
@@ -131,6 +146,8 @@ class LaMixConfig(MixingConfig):
     # use the global soft label (false: local label only, Table 8)
     lamix_global_label: bool = True
     inputs: Optional[Any] = None
+    # LaMix Figs 2-3: every N epochs, summarise one mixed mini-batch's soft targets into soft_targets.csv (0: off)
+    lamix_record_every: int = 0
 
     def label(self) -> str:
         # spelt as in the papers' tables: LaMix on PuzzleMix inputs is "lamix_puzzle"
@@ -142,6 +159,7 @@ class LaMixConfig(MixingConfig):
     def check(self, cfg) -> None:
         super().check(cfg)
         require(0.0 <= self.lamix_beta <= 1.0, "mixer.lamix_beta", self.lamix_beta, "must lie in [0, 1]")
+        require(self.lamix_record_every >= 0, "mixer.lamix_record_every", self.lamix_record_every, "must be >= 0 (0: off)")
         require(cfg.loss.label_smoothing == 0.0, "loss.label_smoothing", cfg.loss.label_smoothing,
                 "is not defined for mixer=lamix (its target already has a global soft label); use 0")
         if self.inputs is not None:
@@ -154,6 +172,7 @@ class LaMixConfig(MixingConfig):
         return LaMix(self.alpha, self.lamix_original_batches, mix_inputs)
 
     def build_method(self, criterion, regularizers, num_classes: int, feature_dim: int, epochs: int) -> Method:
-        lamix = LaMixCriterion(feature_dim, num_classes, self.lamix_beta, self.lamix_global_label)
+        lamix = LaMixCriterion(feature_dim, num_classes, self.lamix_beta, self.lamix_global_label,
+                               self.lamix_record_every)
         return Method(self.build(num_classes, feature_dim), lamix, regularizers, self.stop_epoch_for(epochs),
                       erm_criterion=criterion)

@@ -341,8 +341,9 @@ def puzzle_mix(x: torch.Tensor, saliency: torch.Tensor, partner: torch.Tensor, l
 class PuzzleMix(Mixer):
     """PuzzleMix as a mixer: saliency pass, graph-cut mask, transport, lam_i = mask mean.
 
-    ``clean_lam > 0``: the saliency pass runs in train mode and ``clean_lam * CE(f(x), y)`` is
-    returned as ``extra_loss`` (its graph kept for the trainer's backward). ``clean_lam == 0``: the
+    ``clean_lam > 0``: the saliency pass runs in train mode and ``clean_loss_scale * clean_lam * CE(f(x), y)``
+    is returned as ``extra_loss`` (the config sets ``clean_loss_scale = 2 / num_classes``, as PuzzleMix's
+    ``main.py``: ``2 * args.clean_lam * criterion_batch(output, target) / args.num_classes``) (its graph kept for the trainer's backward). ``clean_lam == 0``: the
     pass runs in eval mode (train mode restored after), only the input gradient is taken, and no
     parameter receives a gradient from it.
 
@@ -366,7 +367,7 @@ class PuzzleMix(Mixer):
                  transport: bool = True, t_eps: float = 0.8, t_size: int = -1, t_solver: str = "auto",
                  clean_lam: float = 0.0,
                  adv_p: float = 0.0, adv_eps: float = 10.0, pixel_std: Sequence[float] = (),
-                 workers: int = 0, per_sample: bool = False, prob: float = 1.0) -> None:
+                 workers: int = 0, per_sample: bool = False, prob: float = 1.0, clean_loss_scale: float = 1.0) -> None:
         super().__init__()
         self.alpha, self.per_sample, self.prob = float(alpha), bool(per_sample), float(prob)
         self.block_sizes = [int(n) for n in block_sizes]
@@ -375,6 +376,7 @@ class PuzzleMix(Mixer):
         self.transport, self.t_eps, self.t_size = bool(transport), float(t_eps), int(t_size)
         self.t_solver = str(t_solver)
         self.clean_lam, self.adv_p, self.adv_eps = float(clean_lam), float(adv_p), float(adv_eps)
+        self.clean_loss_scale = float(clean_loss_scale)
         self.pixel_std = [float(s) for s in pixel_std]
         self.workers = int(workers) if workers else (os.cpu_count() or 1)
         self._executor: Optional[ThreadPoolExecutor] = None
@@ -409,7 +411,7 @@ class PuzzleMix(Mixer):
             if clean_lam > 0:
                 loss = F.cross_entropy(model(x_in).float(), y)
                 (grad,) = torch.autograd.grad(loss, x_in, retain_graph=True)
-                return input_saliency(grad), grad, clean_lam * loss
+                return input_saliency(grad), grad, self.clean_loss_scale * clean_lam * loss
             was_training = model.training
             model.eval()
             try:
@@ -460,16 +462,14 @@ class PuzzleMix(Mixer):
         mixed, mask = self._mix(x, saliency, partner, lam, n, inputs)
         return MixedBatch(mixed, partner, mask.flatten(1).float().mean(1), extra)
 
-    def mix_at_half(self, x: torch.Tensor, y: torch.Tensor, model: nn.Module, partner: torch.Tensor) -> torch.Tensor:
-        """PuzzleMix's mixed inputs at lambda = 0.5 with the given partners (for LaMix on PuzzleMix inputs).
-
-        The saliency pass always runs in eval mode here (a clean loss could not be returned), and no
-        adversarial step is taken.
-        """
+    def mix_at_half(self, x: torch.Tensor, y: torch.Tensor, model: nn.Module, partner: torch.Tensor):
+        """(PuzzleMix's mixed inputs at lambda = 0.5 with the given partners, clean loss or None), for LaMix
+        on PuzzleMix inputs. The saliency pass adds the clean loss as PuzzleMix's own does (``clean_lam``);
+        no adversarial step is taken."""
         grids = self._grids(x)
-        saliency, _, _ = self.saliency(x, y, model, clean_lam=0.0)
+        saliency, _, extra = self.saliency(x, y, model)
         n = grids[int(torch.randint(len(grids), ()).item())]
-        return self._mix(x, saliency, partner, 0.5, n)[0]
+        return self._mix(x, saliency, partner, 0.5, n)[0], extra
 
 
 @dataclass
@@ -524,5 +524,5 @@ class PuzzleMixConfig(PairMixingConfig):
             neigh_size=self.neigh_size, n_labels=self.n_labels, transport=self.transport, t_eps=self.t_eps,
             t_size=self.t_size, t_solver=self.t_solver, clean_lam=self.clean_lam, adv_p=self.adv_p,
             adv_eps=self.adv_eps, pixel_std=self.pixel_std, workers=self.workers, per_sample=self.per_sample,
-            prob=self.prob,
+            prob=self.prob, clean_loss_scale=2.0 / num_classes if num_classes else 1.0,
         )
