@@ -17,9 +17,10 @@ from mixexp import __version__
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "train": ("mixexp.train:cli", "train and evaluate one run, or a sweep with -m"),
     "report": ("mixexp.report:cli", "mean ± std tables of the runs below a folder"),
-    "eval": ("mixexp.evaluate:cli", "evaluate finished runs again (shift, OOD, rescaling)"),
+    "eval": ("mixexp.evaluation.cli:cli", "evaluate finished runs again (shift, OOD, rescaling)"),
     "data": ("mixexp.data.cli:cli", "list, download, verify and convert datasets"),
     "reproduce": ("mixexp.reproduce:cli", "a paper table end to end: its sweep, then its report"),
+    "plot": ("mixexp.plots.cli:cli", "figures of runs, sweeps and reports (PNG, PDF and the plotted numbers as CSV)"),
 }
 
 

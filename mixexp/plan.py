@@ -63,7 +63,7 @@ class Throughput:
     source: str
 
     def images_per_s(self, macs: float, method: str) -> float:
-        rate = self.base_images_per_s * model_macs("preactresnet18", 32, 3, 10, "cifar", 10) / macs
+        rate = self.base_images_per_s * model_macs(PREACT18, 32, 3, 10) / macs
         return min(rate, MAX_IMAGES_PER_S) / self.method_ratio.get(_method_family(method), 1.0)
 
 
@@ -84,24 +84,25 @@ def load_throughput(bench: Optional[Path]) -> Throughput:
         ratios = {"mixup": 1.0, "erm": 1.0, **data.get("method_step_time_vs_mixup", {})}
         return Throughput(float(data["step_images_per_s"]["mixexp"]), ratios,
                           f"measured by make bench ({bench}, {data.get('device', 'unknown device')})")
-    base = REFERENCE["macs_per_s"] / model_macs("preactresnet18", 32, 3, 10, "cifar", 10)
+    base = REFERENCE["macs_per_s"] / model_macs(PREACT18, 32, 3, 10)
     return Throughput(base, dict(REFERENCE["method_step_time_vs_mixup"]), REFERENCE["source"])
 
 
+# the reference model of the throughput table: our PreActResNet18 on 32 px CIFAR images
+PREACT18 = "name: preactresnet18\n"
+
+
 @functools.lru_cache(maxsize=None)
-def model_macs(name: str, size: int, channels: int, num_classes: int, stem: str, widen_factor: int) -> float:
-    """Forward multiply-accumulates of one image (FlopCounterMode counts 2 flops per MAC), on the meta device.
-    A stride-2 stem is counted as the CIFAR stem at half the side (every later layer sees half the side)."""
-    if stem == "stride2":
-        return model_macs(name, size // 2, channels, num_classes, "cifar", widen_factor)
+def model_macs(model_yaml: str, size: int, channels: int, num_classes: int) -> float:
+    """Forward multiply-accumulates of one image (FlopCounterMode counts 2 flops per MAC) of the model whose
+    config node is ``model_yaml`` (a string, so that the result can be cached), built on the meta device."""
     import torch
     from omegaconf import OmegaConf
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mixexp.config import ModelConfig
-    from mixexp.models import build_model
+    from mixexp.assemble import build_model
 
-    cfg = OmegaConf.structured(ModelConfig(name=name, stem=stem, widen_factor=widen_factor))
+    cfg = OmegaConf.create({"model": OmegaConf.to_container(OmegaConf.create(model_yaml))})
     with torch.device("meta"):
         model = build_model(cfg, num_classes, channels, size)
         with FlopCounterMode(display=False) as counter:
@@ -147,7 +148,9 @@ def run_cost(cfg, method: str, throughput: Throughput) -> Tuple[int, int, float]
     """(training images, evaluated images, GPU-hours) of one run of a composed config."""
     n_train, n_test, side, channels = dataset_size(cfg)
     num_classes = {"cifar100": 100, "tinyimagenet": 200, "imagenet": 1000}.get(cfg.dataset.name, 10)
-    macs = model_macs(cfg.model.name, side, channels, num_classes, cfg.model.stem, cfg.model.widen_factor)
+    from omegaconf import OmegaConf
+
+    macs = model_macs(OmegaConf.to_yaml(cfg.model, resolve=True), side, channels, num_classes)
     epochs = int(cfg.trainer.epochs)
     train, evaluated = epochs * n_train, epochs * n_test
     seconds = (train + EVAL_COST * evaluated) / throughput.images_per_s(macs, method)

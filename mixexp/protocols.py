@@ -79,6 +79,12 @@ def _optimiser(c: Dict[str, Any]) -> str:
             f"weight decay {c.get('optim.weight_decay')}{bn}")
 
 
+def _architecture(c: Dict[str, Any]) -> str:
+    """``preactresnet18 (variant fb, stem cifar)``: the model and the keys of its option that choose its form."""
+    parts = [f"{k} {c['model.' + k]}" for k in ("variant", "stem", "backbone.name") if c.get("model." + k) is not None]
+    return f"{c.get('model.name')} ({', '.join(parts) or 'as built'})"
+
+
 # card line -> what it shows of one run's flattened config
 CARD_FIELDS: List[Tuple[str, Callable[[Dict[str, Any]], str]]] = [
     ("epochs", lambda c: str(c.get("trainer.epochs"))),
@@ -89,7 +95,7 @@ CARD_FIELDS: List[Tuple[str, Callable[[Dict[str, Any]], str]]] = [
     ("CutMix probability", lambda c: str(c.get("mixer.prob")) if c.get("mixer.name") == "cutmix" else ""),
     ("per-example lambda", lambda c: str(c.get("mixer.per_sample")) if c.get("mixer.name", "none") != "none" else ""),
     ("loss form", lambda c: str(c.get("loss.form", "ce"))),
-    ("architecture", lambda c: f"{c.get('model.name')} (variant {c.get('model.variant', 'preact')}, stem {c.get('model.stem')})"),
+    ("architecture", _architecture),
     ("crop/flip", lambda c: f"{c.get('dataset.name')}: padding {c.get('dataset.crop_padding')}, flip {c.get('dataset.flip')}"),
     ("normalisation", lambda c: f"{c.get('dataset.name')}: mean {list(c.get('dataset.mean') or [])}, "
                                 f"std {list(c.get('dataset.std') or [])}"),
@@ -122,12 +128,3 @@ def protocol_card(table: str, sources: Dict[str, Tuple[Path, List[Any], str]]) -
         lines += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
         lines.append("")
     return "\n".join(lines) + "\n"
-
-
-def folder_card(table: str, folder: Path, where: Sequence[str] = ()) -> str:
-    """The protocol card of a plain report (a figure or one of our own tables): the finished runs below
-    ``folder`` matching ``where``, final-epoch statistic."""
-    from mixexp.report import find_runs, select
-
-    runs = [r for r in select(find_runs(folder), where) if r.metrics is not None] if folder.is_dir() else []
-    return protocol_card(table, {"runs": (folder, runs, "final")})

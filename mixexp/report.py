@@ -199,7 +199,7 @@ def select(runs: Sequence[Run], where: Sequence[str]) -> List[Run]:
 def build_report(root: Path, metrics: Sequence[str] = DEFAULT_METRICS, where: Sequence[str] = (), stat: str = "final"):
     """Return (markdown text, csv rows, number of unfinished runs); ``stat`` as in :func:`build_paper_report`
     (defined for test_acc and test_error only: the other metrics exist for the last epoch only)."""
-    from mixexp.protocols import stat_key
+    from mixexp.protocols import stat_key, stat_value
 
     for m in metrics:
         stat_key(m, stat)  # raises ValueError for a statistic the metric does not have
@@ -354,6 +354,15 @@ def _csv_row(method: str, column, key: str, values: List[float], paper, stat: st
         "paper_std": paper[1] if paper and paper[1] is not None else float("nan"),
         "delta": mean - paper[0] if values and paper else float("nan"),
     }
+
+
+def folder_card(table: str, folder: Path, where: Sequence[str] = ()) -> str:
+    """The protocol card of a plain report (a figure or one of our own tables): the finished runs below
+    ``folder`` matching ``where``, final-epoch statistic."""
+    from mixexp.protocols import protocol_card
+
+    runs = [r for r in select(find_runs(folder), where) if r.metrics is not None] if folder.is_dir() else []
+    return protocol_card(table, {"runs": (folder, runs, "final")})
 
 
 def log_report_to_wandb(name: str, rows: List[Dict[str, Any]], root: Path | None = None,

@@ -61,8 +61,7 @@ def run(cmd: List[str], env: Dict[str, str]) -> None:
 
 def reproduce(name: str, smoke: bool, logger: str, extra: Sequence[str], root: Path) -> List[Path]:
     """Run the target's sweep and write its reports; return the report files."""
-    from mixexp.protocols import folder_card
-    from mixexp.report import build_paper_report, build_report, log_report_to_wandb
+    from mixexp.report import build_paper_report, build_report, folder_card, log_report_to_wandb
 
     target = TARGETS[name]
     runs_root, reports = (root / "multirun" / "smoke", root / "reports" / "smoke") if smoke else \

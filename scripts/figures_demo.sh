@@ -12,7 +12,7 @@ train model=simplecnn method=erm,mixup,cutmix,lamix seed=0,1 hydra.sweep.dir="$R
 train model=simplecnn method=lamix mixer.lamix_beta=0.1,0.5,0.9 seed=0,1 hydra.sweep.dir="$RUNS/beta"
 train model=simplecnn method=mixup_sem seed=0 hydra.sweep.dir="$RUNS/sem"
 # LaMix Fig 8 on all 10 digit classes (the paper: 3 CIFAR-10 classes); no per-epoch snapshots yet: final epoch
-train model=bottleneck model.backbone=simplecnn method=erm,mixup,lamix seed=0 hydra.sweep.dir="$RUNS/bottleneck"
+train model=bottleneck model@model.backbone=simplecnn method=erm,mixup,lamix seed=0 hydra.sweep.dir="$RUNS/bottleneck"
 # soft targets recorded every 3 epochs from a LaMix run trained in chunks (until LaMix records them itself)
 "$BIN/python" scripts/record_soft_targets.py "$RUNS/soft_targets" 3 "${DIGITS[@]}" model=simplecnn method=lamix
 

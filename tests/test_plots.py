@@ -12,7 +12,7 @@ import torch
 
 from conftest import compose_cfg
 from mixexp.io import write_csv
-from mixexp.metrics import ECE_BINS, classification_metrics
+from mixexp.evaluation.metrics import ECE_BINS, classification_metrics
 from mixexp.plots.cli import cli
 from mixexp.plots.reliability import reliability_bins, reliability_diagram
 from mixexp.plots.soft_targets import soft_target_figure, soft_target_summary
@@ -187,8 +187,9 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     runs = {}
     for name, extra in (("mixup", ["mixer=mixup"]), ("erm", []),
-                        ("bottleneck", ["model=bottleneck", "model.backbone=simplecnn"])):
-        trainer = Trainer(compose_cfg(DIGITS + extra), root / name)
+                        ("bottleneck", ["model=bottleneck", "model@model.backbone=simplecnn", "model.backbone.width=8"])):
+        base = [o for o in DIGITS if not (name == "bottleneck" and o.startswith("model"))]
+        trainer = Trainer(compose_cfg(base + extra), root / name)
         if name == "bottleneck":
             (root / name / "snapshots").mkdir()
             torch.save(trainer.model.state_dict(), root / name / "snapshots" / "epoch_0.pt")
@@ -198,7 +199,7 @@ def trained(tmp_path_factory):
 
 
 def test_load_finished_run_gives_the_trained_model(trained):
-    from mixexp.metrics import predict_logits
+    from mixexp.evaluation.metrics import predict_logits
     from mixexp.plots.runs import load_finished_run
 
     _cfg, model, loader, rescaling, _device = load_finished_run(trained["mixup"])
@@ -245,18 +246,19 @@ def test_grad_cam_equals_cam_for_a_pooled_linear_head(trained, tmp_path):
 
 
 def test_bottleneck_model_and_figure_over_epochs(trained, tmp_path):
-    from mixexp.models import build_model
+    from mixexp.assemble import build_model
+    from mixexp.config import validate
     from mixexp.plots.embeddings import embed
     from mixexp.plots.features import test_batch
     from mixexp.plots.runs import load_finished_run
 
-    cfg = compose_cfg(DIGITS + ["model=bottleneck", "model.backbone=simplecnn"])
-    model = build_model(cfg.model, 3, 1, 8)
+    cfg = compose_cfg(["dataset=digits", "model=bottleneck", "model@model.backbone=simplecnn"])
+    model = build_model(cfg, 3, 1, 8)
     x = torch.randn(5, 1, 8, 8)
     assert model.embedding(x).shape == (5, 2) and model.embedding(x).abs().max() < 1
     assert model(x).shape == (5, 3) and model.features(x).shape == (5, model.feature_dim)
     with pytest.raises(ValueError, match="model.backbone='bottleneck' is not allowed"):
-        build_model(compose_cfg(["model=bottleneck", "model.backbone=bottleneck"]).model, 3, 1, 8)
+        validate(compose_cfg(["model=bottleneck", "model@model.backbone=bottleneck"]))
 
     rows = read(assert_written(cli_paths(["bottleneck", str(trained["bottleneck"]), "--limit", "50",
                                           "--out", str(tmp_path)], tmp_path)))

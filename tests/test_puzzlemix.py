@@ -235,8 +235,8 @@ def test_adversarial_step_is_eps_over_255_in_normalised_units():
 def test_mix_at_half_for_lamix():
     x, y = batch()
     net = model()
-    mixed = PuzzleMix(workers=1).mix_at_half(x, y, net, derangement(8))
-    assert mixed.shape == x.shape
+    mixed, clean_loss = PuzzleMix(workers=1).mix_at_half(x, y, net, derangement(8))
+    assert mixed.shape == x.shape and clean_loss is None  # clean_lam 0: no clean loss
     assert all(p.grad is None for p in net.parameters()) and net.training
 
 

@@ -36,16 +36,18 @@ def assert_fb_recipe(cfg):
     assert cfg.optim.nesterov is False and cfg.mixer.alpha == 1.0 and cfg.loss.form == "ce"
     assert list(cfg.sched.milestones) == [101, 151] and cfg.sched.gamma == 0.1 and cfg.sched.warmup_epochs == 0
     assert cfg.trainer.epochs == 400  # LaMix 3.1: "for 400 epochs"
-    assert cfg.model.variant == "fb"  # fb models/resnet.py ResNet18
+    # fb models/resnet.py ResNet18 where the table has a PreActResNet18 column
+    assert cfg.model.name != "preactresnet18" or cfg.model.variant == "fb"
 
 
 def test_lamix_table1_fb_recipe_and_cutmix_authors_probability():
     assert _sweep_params("lamix/table1")["method"] == "erm,mixup,cutmix_prob05,lamix"
-    cfg = point("lamix/table1", "dataset=cifar10", "model=preactresnet18", "method=cutmix_prob05")
+    assert _sweep_params("lamix/table1")["model"].startswith("preactresnet18_fb,")
+    cfg = point("lamix/table1", "dataset=cifar10", "model=preactresnet18_fb", "method=cutmix_prob05")
     assert_fb_recipe(cfg)
     # clovaai/CutMix-PyTorch README CIFAR command: --beta 1.0 --cutmix_prob 0.5
     assert (cfg.mixer.name, cfg.mixer.alpha, cfg.mixer.prob, cfg.mixer.per_sample) == ("cutmix", 1.0, 0.5, False)
-    mixup = point("lamix/table1", "dataset=cifar10", "model=preactresnet18", "method=mixup")
+    mixup = point("lamix/table1", "dataset=cifar10", "model=preactresnet18_fb", "method=mixup")
     assert mixup.mixer.prob == 1.0  # fb's mixup mixes every batch
 
 
@@ -57,21 +59,23 @@ def test_lamix_table2_fb_recipe():
 @pytest.mark.parametrize("table", ["table5", "table6", "table7", "table8", "fig4", "fig6"])
 def test_lamix_tables_5_to_8_and_figures_use_the_fb_recipe(table):
     params = _sweep_params(f"lamix/{table}")
-    cfg = point(f"lamix/{table}", f"dataset={params['dataset'].split(',')[0]}", "model=preactresnet18",
+    assert params["model"].split(",")[0].split()[0] == "preactresnet18_fb"
+    cfg = point(f"lamix/{table}", f"dataset={params['dataset'].split(',')[0]}", "model=preactresnet18_fb",
                 f"method={params['method'].split(',')[0]}")
     assert_fb_recipe(cfg)
     assert "cutmix," not in params["method"] + ","  # CutMix rows (Table 6) run the authors' probability
 
 
 def test_lamix_fb_scaled_is_the_named_alternative():
-    cfg = point("lamix/table1", "recipe=lamix_fb_scaled", "dataset=cifar10", "model=preactresnet18", "method=mixup")
+    cfg = point("lamix/table1", "recipe=lamix_fb_scaled", "dataset=cifar10", "model=preactresnet18_fb", "method=mixup")
     assert list(cfg.sched.milestones) == [200, 300] and cfg.trainer.epochs == 400 and cfg.optim.lr == 0.1
 
 
 def test_lamix_table3_puzzlemix_recipe():
     params = _sweep_params("lamix/table3")
     assert params["method"] == "puzzlemix,lamix_puzzle"  # Vanilla comes from the Table 1 runs
-    cfg = point("lamix/table3", "dataset=cifar100", "model=preactresnet18", "method=puzzlemix")
+    assert params["model"].split(",")[0] == "preactresnet18_puzzlemix"
+    cfg = point("lamix/table3", "dataset=cifar100", "model=preactresnet18_puzzlemix", "method=puzzlemix")
     # snu-mllab/PuzzleMix README "Puzzle Mix with PreActResNet18 for 600 epochs" and main.py
     assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.optim.lr, cfg.optim.weight_decay) == (600, 100, 0.2, 1e-4)
     assert cfg.optim.nesterov is True and cfg.optim.momentum == 0.9
@@ -81,15 +85,22 @@ def test_lamix_table3_puzzlemix_recipe():
     assert cfg.loss.form == "bce_softmax" and cfg.model.variant == "puzzlemix"
     lamix = point("lamix/table3", "dataset=svhn", "model=resnet50", "method=lamix_puzzle")
     assert lamix.loss.form == "bce_softmax" and lamix.mixer.lamix_beta == 1.0
+    assert (lamix.mixer.inputs.name, lamix.mixer.inputs.t_size, lamix.mixer.inputs.clean_lam) == ("puzzlemix", 4, 0.0)
 
 
 def test_lamix_table4_official_tiny_imagenet_command():
-    cfg = point("lamix/table4", "dataset=tinyimagenet", "model=preactresnet18", "method=lamix_puzzle")
+    params = _sweep_params("lamix/table4")
+    assert params["model"] == "preactresnet18_puzzlemix_stride2,resnet50_stride2"
+    assert params["method"] == "puzzlemix_tiny,lamix_puzzle_tiny"
+    cfg = point("lamix/table4", "dataset=tinyimagenet", "model=preactresnet18_puzzlemix_stride2", "method=lamix_puzzle_tiny")
     # PuzzleMix README Tiny-ImageNet 600 epochs: lr 0.2, --schedule 300 450, --clean_lam 1, no --t_size
     assert (cfg.trainer.epochs, cfg.optim.lr, list(cfg.sched.milestones)) == (600, 0.2, [300, 450])
-    assert (cfg.mixer.t_size, cfg.mixer.clean_lam) == (-1, 1.0)
+    assert (cfg.mixer.inputs.t_size, cfg.mixer.inputs.clean_lam, cfg.label) == (-1, 1.0, "lamix_puzzle")
+    puzzle = point("lamix/table4", "dataset=tinyimagenet", "model=resnet50_stride2", "method=puzzlemix_tiny")
+    assert (puzzle.mixer.t_size, puzzle.mixer.clean_lam, puzzle.model.stem, puzzle.label) == (-1, 1.0, "stride2", "puzzlemix")
     # main.py: stride = 2 and mean = std = 0.5 for tiny-imagenet-200; load_data.py RandomCrop(64, padding=4)
-    assert cfg.model.stem == "stride2" and cfg.dataset.crop_padding == 4 and cfg.dataset.flip is True
+    assert (cfg.model.stem, cfg.model.variant) == ("stride2", "puzzlemix")
+    assert cfg.dataset.crop_padding == 4 and cfg.dataset.flip is True
     assert list(cfg.dataset.mean) == [0.5] * 3 and list(cfg.dataset.std) == [0.5] * 3
     assert cfg.loss.form == "bce_softmax" and cfg.trainer.batch_size == 100 and cfg.optim.nesterov is True
 
@@ -111,7 +122,8 @@ def test_rescaled_imagenet_pwc_recipe():
 
 
 def test_rescaled_imagenet_ub_recipe():
-    cfg = point("rescaled/imagenet_ub", "method=mixup_rescaled")
+    assert _sweep_params("rescaled/imagenet_ub")["method"] == "erm,mixup_rescaled_ub"
+    cfg = point("rescaled/imagenet_ub", "method=mixup_rescaled_ub")
     # google/uncertainty-baselines baselines/imagenet/deterministic.py: 128 per core x 32 cores, base lr 0.1 per 256,
     # warmup_epochs=5, decay at (E*30)//90, (E*60)//90, (E*80)//90, Nesterov momentum 0.9, l2 1e-4 * sum(w^2) on
     # kernels and biases (torch weight_decay 2e-4), none on BatchNorm; README footnote 6: 200 epochs
@@ -302,7 +314,7 @@ def test_sem_tune_presets_search_alpha_and_gamma_on_the_validation_split():
 
 
 def test_plain_reports_carry_a_protocol_card_too(tmp_path):
-    from mixexp.protocols import folder_card
+    from mixexp.report import folder_card
 
     _run(tmp_path, "l", "cifar100", "preactresnet18", "lamix", 0, {"test_error": 20.0})
     _run(tmp_path, "m", "cifar100", "preactresnet18", "mixup", 1, {"test_error": 21.0})

@@ -296,5 +296,11 @@ def test_digits_split_that_leaves_a_class_out_is_refused(fraction, sizes):
 
 def test_training_set_too_small_for_one_step_is_one_line(tmp_path):
     line = one_error_line(run_cli(["mixexp-train", *FAST, "dataset.train_size=1", f"hydra.run.dir={tmp_path / 'r'}"]))
-    assert line == ("error: the training set holds 1 example(s), too few for one step of trainer.batch_size=16 "
-                    "(a final batch of one is dropped): raise dataset.train_size or lower trainer.batch_size")
+    assert line == "error: dataset.train_size=1 is not allowed: must be >= 2 (a training batch needs two images)"
+    # the loader says it too, whatever left the set that small (e.g. a validation split)
+    from mixexp.data import ImageSet, build_loader
+
+    one = ImageSet(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ConfigError, match=r"the training set holds 1 example\(s\), too few for one step of "
+                                          r"trainer.batch_size=16 \(a final batch of one is dropped\)"):
+        build_loader(one, 16, train=True, device="cpu", mean=(0.5,), std=(0.5,))

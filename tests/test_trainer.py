@@ -23,7 +23,9 @@ MODEL_SIZES = [
 
 
 def train(tmp_path, overrides, name="run", until=None):
-    cfg = compose_cfg(FAST + list(overrides))
+    # model.width is simplecnn's own key: another model= keeps only the others
+    base = [o for o in FAST if not o.startswith("model.width")] if any(o.startswith("model=") for o in overrides) else FAST
+    cfg = compose_cfg(base + list(overrides))
     validate(cfg)
     trainer = Trainer(cfg, tmp_path / name)
     return trainer, trainer.fit(until_epoch=until)

@@ -42,7 +42,7 @@ def cmd_curves(args) -> List[Path]:
 
 
 def cmd_reliability(args) -> List[Path]:
-    from mixexp.metrics import predict_logits
+    from mixexp.evaluation.metrics import predict_logits
     from mixexp.plots.reliability import reliability_diagram
     from mixexp.plots.runs import load_finished_run
 

@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
-from mixexp.metrics import ECE_BINS, classification_metrics
+from mixexp.evaluation.metrics import ECE_BINS, classification_metrics
 from mixexp.plots.common import plt, save_figure
 
 
