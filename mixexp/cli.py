@@ -18,14 +18,22 @@ from typing import Callable, NoReturn
 
 from omegaconf.errors import OmegaConfBaseException
 
-from mixexp.errors import EXIT_USAGE, ConfigError
+from hydra.experimental.callback import Callback
+
+from mixexp.errors import EXIT_USAGE, ConfigError, Interrupted
 from mixexp.paths import CONF_DIR
 
 
-def fail(message: str) -> NoReturn:
-    """End a command with a user error: one line on stderr, exit code 2, no traceback."""
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """End a command with a user error: one line on stderr, exit code 2 (or ``code``), no traceback."""
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
+    sys.exit(code)
+
+
+# In a sweep's job folder: the one line that made the job fail (read by SweepSummary at the sweep's end).
+FAILED_MARK = ".mixexp-failed"
+# Set by SweepSummary in the launching process: the failed jobs of the sweep that just ended.
+FAILED_JOBS: list = []
 
 
 def _first_line(text: str) -> str:
@@ -38,6 +46,10 @@ def format_user_error(e: BaseException) -> str | None:
 
     if isinstance(e, ConfigError):
         return str(e)
+    if isinstance(e, OSError):  # e.g. Hydra creating an unwritable hydra.run.dir
+        from mixexp.io import path_error_message
+
+        return path_error_message(e)
     text = str(e)
     missing = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
     if missing:
@@ -98,9 +110,68 @@ def exit_on_user_error(task: Callable) -> Callable:
         except (ConfigError, InterpolationResolutionError) as e:
             if os.environ.get("MIXEXP_FULL_ERROR"):
                 raise
-            fail(format_user_error(e) or str(e))
+            message = format_user_error(e) or str(e)
+            if in_sweep() and not isinstance(e, Interrupted):
+                return job_failed(message)
+            fail(message, getattr(e, "exit_code", EXIT_USAGE))
+        except Exception:  # noqa: BLE001 - in a sweep a bug ends its job, not the sweep; alone it keeps its traceback
+            if not in_sweep():
+                raise
+            import traceback
+
+            return job_failed(f"{traceback.format_exc().strip().splitlines()[-1]} (traceback in {job_dir() / 'error.log'})",
+                              traceback.format_exc())
 
     return wrapped
+
+
+def in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def job_dir():
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def job_failed(message: str, traceback_text: str = "") -> float:
+    """A failing job of a sweep: one line on stderr, the line (and a traceback) in its folder; the sweep goes on."""
+    from mixexp.io import write_text
+
+    print(f"error: job {job_dir().name}: {message}", file=sys.stderr)
+    try:
+        write_text(job_dir() / FAILED_MARK, message + "\n")
+        if traceback_text:
+            write_text(job_dir() / "error.log", traceback_text)
+    except (OSError, ConfigError):
+        pass  # an unwritable folder: the line above still says it
+    return float("nan")
+
+
+class SweepSummary(Callback):
+    """Hydra callback (conf/config.yaml): after a sweep, list its failed jobs; ``run_cli`` then exits 2."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        import time
+
+        self.start = time.time()
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        from pathlib import Path
+
+        root = Path(config.hydra.sweep.dir)
+        marks = [m for m in root.rglob(FAILED_MARK) if m.stat().st_mtime >= getattr(self, "start", 0) - 1]
+        FAILED_JOBS[:] = [(m.parent, m.read_text().strip()) for m in sorted(marks)]
+        if FAILED_JOBS:
+            print(f"error: {len(FAILED_JOBS)} job(s) of the sweep in {root} failed:", file=sys.stderr)
+            for folder, why in FAILED_JOBS:
+                print(f"  {folder.name}: {why}", file=sys.stderr)
 
 
 def group_options(group: str) -> list[str]:
@@ -133,6 +204,8 @@ def run_cli(app: Callable[[], object]) -> None:
     try:
         check_group_choices(sys.argv[1:])
         app()
+        if FAILED_JOBS:
+            sys.exit(EXIT_USAGE)
     except Exception as e:  # noqa: BLE001 - sorted into user errors and bugs just below
         message = None if user_wants_full else format_user_error(e)
         if message is None:

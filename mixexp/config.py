@@ -111,6 +111,9 @@ class TrainerConfig:
     checkpoint: bool = True
     # CPU threads for torch (0 leaves torch's default).
     num_threads: int = 0
+    # Stop a run after this many epochs in a row with a non-finite training loss (0: never), keeping the
+    # last finite checkpoint; metrics.json then says diverged: true (its non-finite values are null).
+    stop_on_divergence: int = 3
     # Also keep the model's weights after these epochs (snapshots/epoch_<N>.pt; LaMix Fig 8 draws them).
     snapshot_epochs: List[int] = field(default_factory=list)
 
@@ -164,7 +167,9 @@ class Config:
     # The method's name as the papers spell it (set by conf/method/*; null: derived from the options).
     label: Optional[str] = None
     seed: int = 0
-    resume: bool = False
+    # true: continue the run in hydra.run.dir; false: start (refused if the folder holds a run); auto: continue
+    # when the folder holds a run, else start; null (default): auto for the jobs of a sweep (-m), false otherwise.
+    resume: Any = None
     # Caps a budget preset puts on options that have the key (budget=smoke: wrn_widen_factor), read by
     # those options' yaml with oc.select; empty for real runs.
     budget_limits: Dict[str, Any] = field(default_factory=dict)
@@ -222,6 +227,7 @@ def check_trainer(t) -> None:
     for key in ("epochs", "batch_size", "eval_batch_size"):
         require(t[key] > 0, f"trainer.{key}", t[key], "must be a whole number > 0")
     require(t.num_threads >= 0, "trainer.num_threads", t.num_threads, "must be >= 0 (0: torch's default)")
+    require(t.stop_on_divergence >= 0, "trainer.stop_on_divergence", t.stop_on_divergence, "must be >= 0 (0: never)")
     require(t.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", t.device) is not None,
             "trainer.device", t.device, "use auto, cpu, cuda or cuda:N")
     one_of("trainer.progress", t.progress, ("auto", "bar", "log"))
@@ -267,6 +273,7 @@ def validate(cfg: DictConfig) -> None:
 
     check_keys(cfg)
     require(0 <= cfg.seed < 2**63, "seed", cfg.seed, "must be a whole number in [0, 2^63)")
+    require(cfg.resume in (None, True, False, "auto"), "resume", cfg.resume, "use true, false, auto or null")
     one_of("logger.name", cfg.logger.name, ("none", "wandb"))
     one_of("logger.mode", cfg.logger.mode, ("offline", "online", "disabled"))
     require(cfg.logger.log_every_steps >= 0, "logger.log_every_steps", cfg.logger.log_every_steps, "must be >= 0 (0 = off)")

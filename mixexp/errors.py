@@ -12,6 +12,12 @@ class ConfigError(ValueError):
     """A config value that is outside what is allowed; the message names the key and the allowed values."""
 
 
+class Interrupted(ConfigError):
+    """Ctrl-C during training: one line that says where the run stopped and how to resume it."""
+
+    exit_code = 130
+
+
 def require(ok: bool, key: str, value: Any, allowed: str) -> None:
     """Raise :class:`ConfigError` ``key=value is not allowed: allowed`` unless ``ok``."""
     if not ok:

@@ -111,6 +111,54 @@ def remove_stale_temporaries(run_dir: Path) -> int:
     return len(stale)
 
 
+# Keys that do not change what a run computes: where and how fast it runs, what it logs, what is evaluated
+# after training. Any other key of a resumed run must equal the stored config.yaml's.
+FREE_KEYS = ("resume", "label", "trainer.stop_on_divergence", "paths.", "logger.", "eval.", "trainer.device", "trainer.progress",
+             "trainer.num_threads", "trainer.compile", "trainer.eval_batch_size", "trainer.checkpoint",
+             "trainer.snapshot_epochs", "dataset.num_workers", "dataset.download", "hydra")
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def resume_differences(stored: dict, current: dict) -> list:
+    """The keys (``key: current (stored)``) in which a resumed run's config differs from its config.yaml.
+    ``trainer.epochs`` may grow where the schedule does not depend on it: a multistep schedule without
+    warm-up and no ES by fraction (the lr at every epoch is then the same for any run length)."""
+    a, b = _flat(stored), _flat(current)
+    epochs_free = (b.get("sched.name") == "multistep" and not b.get("sched.warmup_epochs")
+                   and b.get("mixer.stop_fraction") is None and b.get("trainer.epochs", 0) >= a.get("trainer.epochs", 0))
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if key.startswith(FREE_KEYS) or (key == "trainer.epochs" and epochs_free) or a.get(key) == b.get(key):
+            continue
+        diffs.append(f"{key}={b.get(key)!r} (the run has {a.get(key)!r})")
+    return diffs
+
+
+def check_resume_compatible(run_dir, cfg) -> None:
+    """Refuse to resume ``run_dir`` with a config that computes something else than the stored one."""
+    from omegaconf import OmegaConf
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        stored = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception as e:  # noqa: BLE001 - a damaged file is the user's to see: one line
+        raise ConfigError(f"{path} cannot be read: {str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
+    diffs = resume_differences(stored, OmegaConf.to_container(cfg, resolve=True))
+    if diffs:
+        raise ConfigError(f"{run_dir} cannot be resumed with a changed config: {'; '.join(diffs)} "
+                          "(drop these overrides, or start a new run in another hydra.run.dir)")
+
+
 def claim_run_dir(run_dir, resume: bool) -> RunDirLock:
     """Lock ``run_dir`` for this process, refuse a folder holding a run unless ``resume``, remove stale
     temporaries. The lock is released when the process exits (also on an exception) or by ``release()``."""

@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mixexp.cli import exit_on_user_error, run_cli
@@ -26,7 +29,10 @@ def main(cfg: DictConfig) -> float:
     if cfg.trainer.device == "auto":  # a sweep's jobs spread over the visible GPUs (job number mod count)
         cfg.trainer.device = str(resolve_device("auto", sweep_job_num(HydraConfig.get())))
 
-    metrics = Trainer(cfg, HydraConfig.get().runtime.output_dir).fit()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.resume is None:  # a sweep's jobs continue where a relaunch finds them (requeued SLURM jobs too)
+        cfg.resume = "auto" if HydraConfig.get().mode == RunMode.MULTIRUN else False
+    metrics = Trainer(cfg, run_dir).fit()
     # what a sweeper optimises (hydra/sweeper=optuna_val): the validation accuracy when a split is held out
     objective = "val_acc" if cfg.dataset.val_fraction > 0 else "test_acc"
     return metrics.get(objective, float("nan"))

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from mixexp.assemble import build_method, build_model, method_label
 from mixexp.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from mixexp.data import build_loader, load_dataset
-from mixexp.errors import ConfigError
+from mixexp.errors import ConfigError, Interrupted
 from mixexp.evaluation.metrics import accuracy_percent, classification_metrics, predict_logits
 from mixexp.evaluation.rescaling import Rescaling
 from mixexp.evaluation.suite import EvalContext, evaluate_model
@@ -32,7 +32,7 @@ from mixexp.io import save_torch, write_csv, write_json, write_text
 from mixexp.loggers import NoLogger, build_logger
 from mixexp.losses import mixed_correct
 from mixexp.provenance import provenance
-from mixexp.rundir import claim_run_dir
+from mixexp.rundir import check_resume_compatible, claim_run_dir
 from mixexp.train_utils import (
     OPTIMIZERS, DistEnv, build_scheduler, resolve_device, rng_state, seed_everything, set_rng_state,
 )
@@ -47,8 +47,12 @@ class Trainer:
     def __init__(self, cfg, run_dir) -> None:
         self.cfg, self.run_dir, self.dist = cfg, Path(run_dir), DistEnv()
         checkpoint = self.run_dir / CHECKPOINT
+        if cfg.resume == "auto":  # continue the run the folder holds, else start one
+            cfg.resume = (self.run_dir / "config.yaml").is_file()
         if self.dist.is_main:  # one process per folder; a folder holding a run only with resume=true
             self.run_lock = claim_run_dir(self.run_dir, bool(cfg.resume))
+            if cfg.resume:
+                check_resume_compatible(self.run_dir, cfg)
         self._setup_device(cfg.trainer)
         seed_everything(cfg.seed)
         self.data = data = load_dataset(cfg.dataset, cfg.paths.data_dir)
@@ -169,6 +173,21 @@ class Trainer:
         trained = self.epoch < stop
         job_type = "train" if trained else "eval"  # a finished run resumed is evaluated again
         self.logger = build_logger(self.cfg, self.run_dir, job_type) if self.dist.is_main else NoLogger()
+        try:
+            diverged = self._train_until(stop)
+        except KeyboardInterrupt:
+            self.logger.finish()
+            raise Interrupted(f"interrupted at epoch {self.epoch + 1}/{epochs} ({self.epoch} finished"
+                              f"{', checkpointed' if self.cfg.trainer.checkpoint else ''}); resume with: mixexp-train "
+                              f"... resume=true hydra.run.dir={self.run_dir}") from None
+        metrics = self._evaluate(reevaluation=not trained, diverged=diverged) if self.epoch >= epochs or diverged else {}
+        self.logger.finish()
+        return metrics
+
+    def _train_until(self, stop: int) -> bool:
+        """Train epochs until ``stop``; True when the run diverged (``trainer.stop_on_divergence`` epochs in a
+        row with a non-finite loss): it then stops, its last finite checkpoint kept."""
+        patience, bad = self.cfg.trainer.stop_on_divergence, 0
         while self.epoch < stop:
             lr = self.optimizer.param_groups[0]["lr"]
             train = self.train_epoch()
@@ -176,10 +195,13 @@ class Trainer:
             self.epoch += 1
             row = {"epoch": self.epoch, "lr": lr, **train, "test_acc": accuracy_percent(logits, labels)}
             self.history.append(row)
-            self._end_epoch(row)
-        metrics = self._evaluate(reevaluation=not trained) if self.epoch >= epochs else {}
-        self.logger.finish()
-        return metrics
+            bad = 0 if math.isfinite(train["train_loss"]) else bad + 1
+            self._end_epoch(row, checkpoint=bad == 0)
+            if patience and bad >= patience:
+                log.warning("stopped at epoch %d: %d epochs in a row with a non-finite loss (trainer.stop_on_divergence)",
+                            self.epoch, bad)
+                return True
+        return False
 
     def train_epoch(self) -> Dict[str, float]:
         self.model.train()
@@ -228,7 +250,7 @@ class Trainer:
         return tqdm(total=len(self.train_loader), desc=f"epoch {self.epoch + 1}/{self.cfg.trainer.epochs}",
                     leave=False, dynamic_ncols=True)
 
-    def _end_epoch(self, row: Dict[str, Any]) -> None:
+    def _end_epoch(self, row: Dict[str, Any], checkpoint: bool = True) -> None:
         log.info(
             "epoch %d/%d lr %.4g loss %.4f train_acc %.2f test_acc %.2f %.0f img/s %.1fs",
             row["epoch"], self.cfg.trainer.epochs, row["lr"], row["train_loss"], row["train_acc"],
@@ -242,19 +264,21 @@ class Trainer:
             write_csv(self.run_dir / name, self.records[name])
         if row["epoch"] in self.cfg.trainer.snapshot_epochs:
             save_torch(self.run_dir / "snapshots" / f"epoch_{row['epoch']:04d}.pt", self.model.state_dict())
-        if self.cfg.trainer.checkpoint:
+        if self.cfg.trainer.checkpoint and checkpoint:  # a non-finite epoch keeps the last finite checkpoint
             save_checkpoint(self.run_dir / CHECKPOINT, self._checkpoint_state())
         self.logger.log_epoch(row)
 
     # -------------------------------------------------------------------------------- evaluation
 
-    def _evaluate(self, reevaluation: bool) -> Dict[str, Any]:
+    def _evaluate(self, reevaluation: bool, diverged: bool = False) -> Dict[str, Any]:
         """The evaluation suite on the final weights, plus the history's statistics; written by rank 0.
         A re-evaluation (a finished run resumed) keeps what it reported and adds only what is missing."""
         metrics_path, parts_path = self.run_dir / "metrics.json", self.run_dir / "eval_breakdown.json"
         existing = json.loads(metrics_path.read_text()) if reevaluation and metrics_path.exists() else {}
         metrics, parts = evaluate_model(self.model, self.eval_context, self.test_loader, self.rescaling, existing)
         metrics = {**self._history_metrics(), **self._validation_metrics(), **metrics}  # reported values win
+        if diverged or not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)):
+            metrics["diverged"] = True  # its non-finite values are written as null
         if self.dist.is_main:
             if parts:
                 old = json.loads(parts_path.read_text()) if reevaluation and parts_path.exists() else {}
