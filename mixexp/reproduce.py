@@ -94,6 +94,23 @@ def reproduce(name: str, smoke: bool, logger: str, extra: Sequence[str], root: P
         written += _write(reports, title, f"## {title}\n\n{folder_card(title, folder, where)}\n{text}", rows)
         if logger == "wandb":
             log_report_to_wandb(title, rows, folder, text=text)
+    return written + draw_figures(name, target, folder, reports)
+
+
+def draw_figures(name: str, target: Target, folder: Path, reports: Path) -> List[Path]:
+    """The target's figures into reports/figures/: each table as bars (ours beside the paper), and the
+    papers' sweep figures (LaMix Figs 4 and 6) from the runs."""
+    from mixexp.plots.bars import report_bars
+    from mixexp.plots.grouping import runs_below
+    from mixexp.plots.sweeps import beta_sweep, label_smoothing_sweep
+
+    out = reports / "figures"
+    written = [p for table in target.tables for p in report_bars(reports / f"{table}.csv", out)]
+    if name == "lamix-fig4":
+        written += beta_sweep(runs_below(folder, target.plain[2], finished=True), out)
+    if name == "lamix-fig6":
+        written += label_smoothing_sweep(runs_below(folder, ("dataset.name=cifar100", "model.name=preactresnet18"),
+                                                    finished=True), out)
     return written
 
 
