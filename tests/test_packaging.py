@@ -42,7 +42,7 @@ def test_an_unknown_sub_command_is_a_one_line_error(capsys):
         cli(["trian"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: command 'trian' is not allowed: choose one of train, report, eval, " \
-                                      "data, reproduce (or --version)\n"
+                                      "data, reproduce, plot (or --version)\n"
 
 
 def build_wheel(out: Path) -> Path:

@@ -104,3 +104,28 @@ def test_an_unwritable_run_folder_is_one_line(tmp_path):
     result = run_cli(["mixexp-train", *FAST, f"hydra.run.dir={blocker}/run"])
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert [x for x in result.stderr.splitlines() if x.strip()] == [f"error: cannot write {blocker}/run: not a directory"]
+
+
+def test_mixexp_eval_takes_only_evaluation_overrides_and_whole_sweep_folders(tmp_path):
+    sweep = tmp_path / "sweep"
+    assert run_cli(["mixexp-train", "-m", *QUICK, "mixer=none,mixup", f"hydra.sweep.dir={sweep}"]).returncode == 0
+    refused = run_cli(["mixexp-eval", str(sweep), "optim.lr=0.01"])
+    assert refused.returncode == 2 and refused.stderr.startswith(
+        "error: optim.lr cannot be changed when evaluating a finished run: only eval.*")
+    both = run_cli(["mixexp-eval", str(sweep), "trainer.device=cpu"])
+    assert both.returncode == 0, both.stderr
+    assert sorted(line.split(": ")[0].split("/")[-1] for line in both.stdout.splitlines()) == \
+        sorted(p.name for p in sweep.iterdir() if (p / "last.pt").exists())
+    assert len(both.stdout.splitlines()) == 2
+
+
+def test_a_damaged_run_config_and_a_mean_of_the_wrong_length_are_one_line(tmp_path):
+    run = tmp_path / "run"
+    assert run_cli(["mixexp-train", *QUICK, f"hydra.run.dir={run}"]).returncode == 0
+    (run / "config.yaml").write_text("dataset: [unclosed\n")
+    damaged = run_cli(["mixexp-eval", str(run)])
+    assert damaged.returncode == 2 and damaged.stderr.startswith(f"error: {run / 'config.yaml'} cannot be read:")
+    wrong = run_cli(["mixexp-train", *QUICK, "dataset.mean=[0.5,0.5]", "dataset.std=[0.2,0.2]",
+                     f"hydra.run.dir={tmp_path / 'other'}"])
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert wrong.stderr.strip() == "error: dataset.mean has 2 values but synthetic images have 3 channels"

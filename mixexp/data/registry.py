@@ -65,7 +65,9 @@ def load_dataset(cfg, data_dir: str) -> Dataset:
     if list(cfg.mean):
         mean, std = tuple(cfg.mean), tuple(cfg.std)
         if len(mean) != native_channels:
-            raise ValueError(
+            from mixexp.errors import ConfigError
+
+            raise ConfigError(
                 f"dataset.mean has {len(mean)} values but {cfg.name} images have {native_channels} channels"
             )
     elif isinstance(train, ImageSet):

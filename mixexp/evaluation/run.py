@@ -8,6 +8,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from mixexp.checkpoint import CHECKPOINT, load_checkpoint
 from mixexp.config import Config, option, validate
@@ -28,8 +29,11 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()):
     except Exception as e:  # noqa: BLE001 - a damaged file is the user's to fix: one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"{path} cannot be read: {first}") from None
-    cfg = OmegaConf.merge(OmegaConf.structured(Config), stored, OmegaConf.from_dotlist(list(overrides)))
-    validate(cfg)
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(Config), stored, OmegaConf.from_dotlist(list(overrides)))
+        validate(cfg)
+    except OmegaConfBaseException as e:  # e.g. a key the stored config lacks: the user's file, one line
+        raise ConfigError(f"{path} is not a complete run config: {str(e).strip().splitlines()[0]}") from None
     return cfg
 
 

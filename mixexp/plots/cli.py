@@ -51,7 +51,7 @@ def cmd_reliability(args) -> List[Path]:
         _cfg, model, loader, rescaling, _device = load_finished_run(run_dir, args.device)
         predictions[label] = predict_logits(model, loader)
         if rescaling is not None:
-            z, labels = predict_logits(model, loader, None, rescaling.inputs)
+            z, labels = predict_logits(model, loader, rescaling.inputs)
             predictions[f"{label} + test-time rescaling"] = (rescaling.logits(z), labels)
     return reliability_diagram(predictions, args.out, args.name or "reliability")
 

@@ -13,8 +13,12 @@ def load_finished_run(run_dir: Path, device: Optional[str] = None, overrides: Se
     The weights come from ``last.pt``; a mixup run also gets its test-time rescaling (restored from
     ``last.pt`` or computed from the training set as training would). Nothing in ``run_dir`` is written.
     """
+    from mixexp.checkpoint import CHECKPOINT
+    from mixexp.errors import ConfigError
     from mixexp.evaluation.run import load_finished_run as load
 
+    if not (Path(run_dir) / CHECKPOINT).is_file():
+        raise ConfigError(f"{run_dir} has no {CHECKPOINT}: figures that need a model need a finished, checkpointed run")
     extra = ["eval.shift=[]", "eval.ood=[]", *overrides]
     extra += [f"trainer.device={device}"] if device is not None else []
     run = load(Path(run_dir), extra)
