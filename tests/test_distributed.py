@@ -113,3 +113,23 @@ def test_global_batch_is_shared_evenly_by_the_ranks():
     assert rank_batch_size(128, 1) == 128
     with pytest.raises(ConfigError, match=r"trainer.batch_size=130 is the global batch .* multiple of 4"):
         rank_batch_size(130, 4)
+
+
+@pytest.mark.slow
+def test_a_run_of_two_ranks_resumes_in_one_process(tmp_path):
+    """Weights, optimiser, schedule and epoch carry over to another world size (here 2 -> 1)."""
+    run = tmp_path / "run"
+    args = [o for o in EXACT if not o.startswith("sched=")] + ["sched=multistep"]  # lr > 0 in epoch 2
+    first = torchrun(["-m", "mixexp.train", *args, "trainer.epochs=1", f"hydra.run.dir={run}"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    weights = load_checkpoint(run / CHECKPOINT)["model"]
+    second = subprocess.run([sys.executable, "-m", "mixexp.train", *args, "resume=true", f"hydra.run.dir={run}"],
+                            cwd=REPO, env=_env(), capture_output=True, text=True, timeout=240)
+    assert second.returncode == 0, second.stderr
+    assert "resumed" in second.stdout + second.stderr
+    history = _history(run)
+    assert [int(r["epoch"]) for r in history] == [1, 2]
+    state = load_checkpoint(run / CHECKPOINT)
+    assert state["epoch"] == 2
+    assert not torch.equal(state["model"]["fc1.weight"], weights["fc1.weight"])  # it trained on from there
+    assert json.loads((run / "metrics.json").read_text())["provenance"]["world_size"] == 1
