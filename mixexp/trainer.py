@@ -21,8 +21,8 @@ from typing import Any, Dict, List, Optional
 import torch
 from omegaconf import OmegaConf
 
-from mixexp.assemble import build_method, build_model, method_label
 from mixexp import distributed
+from mixexp.assemble import build_method, build_model, method_label
 from mixexp.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from mixexp.data import build_loader, load_dataset
 from mixexp.errors import ConfigError
@@ -115,12 +115,12 @@ class Trainer:
             self.method.check_model(self.model, data.image_shape)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if cfg.trainer.sync_bn:  # before compiling, so that the compiled graph holds the SyncBatchNorm layers
+            self.model = distributed.convert_sync_bn(self.model, self.device)
         if cfg.trainer.compile:
             # compile the feature extractor, not the module: every path (forward, SEM's clean pass,
             # PuzzleMix's saliency pass) goes through it, and the state_dict keeps its plain keys
             self.model.features = torch.compile(self.model.features)
-        if cfg.trainer.sync_bn:
-            self.model = distributed.convert_sync_bn(self.model, self.device)
         # DDP around the method's step (None for a single process); self.model stays the unwrapped model
         self.ddp_step = distributed.wrap_step(self.model, self.method, self.device) if self.dist.world_size > 1 else None
 

@@ -85,10 +85,12 @@ def test_two_ranks_train_the_model_one_process_trains_with_the_same_global_batch
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [["mixer=mixup"], ["method=lamix"]], ids=["mixup_bn", "lamix_head"])
+@pytest.mark.parametrize("extra", [["mixer=mixup"], ["method=lamix"], ["method=puzzlemix_tiny", "dataset.image_size=16"]],
+                         ids=["mixup_bn", "lamix_head", "puzzlemix_saliency_pass"])
 def test_ranks_hold_identical_weights_after_every_step(tmp_path, extra):
-    """Random mixing per rank, BatchNorm (simplecnn; buffers broadcast from rank 0) and, for LaMix,
-    a head of the method's own that gets no gradient on its original batches (find_unused_parameters)."""
+    """Random mixing per rank, BatchNorm (simplecnn; buffers broadcast from rank 0), for LaMix a head of
+    the method's own that gets no gradient on its original batches (find_unused_parameters), for
+    PuzzleMix a saliency pass (an input gradient) inside DDP's forward."""
     out = tmp_path / "digests"
     out.mkdir()
     result = torchrun([str(REPO / "tests" / "ddp_probe.py"), str(out), str(tmp_path / "run"), *FAST, *extra])
