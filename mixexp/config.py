@@ -116,6 +116,8 @@ class TrainerConfig:
     stop_on_divergence: int = 3
     # Also keep the model's weights after these epochs (snapshots/epoch_<N>.pt; LaMix Fig 8 draws them).
     snapshot_epochs: List[int] = field(default_factory=list)
+    # Under torchrun: BatchNorm statistics over all ranks' shards (SyncBatchNorm; CUDA only).
+    sync_bn: bool = False
 
 
 @dataclass

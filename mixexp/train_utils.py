@@ -119,6 +119,7 @@ def rng_state() -> dict:
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda_device"] = torch.cuda.current_device()  # the generator this process draws from
     return state
 
 
@@ -130,7 +131,12 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # as many GPUs as are visible now (a run saved by torchrun on 4 GPUs resumes on 1); the saving
+        # process's own stream goes to this process's device, so that torchrun's ranks (each on
+        # cuda:LOCAL_RANK) all continue rank 0's stream, in step, as they started from one seed
+        torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
+        if "cuda_device" in state and state["cuda_device"] < len(state["cuda"]):
+            torch.cuda.set_rng_state(state["cuda"][state["cuda_device"]])
 
 
 class DistEnv:

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from omegaconf import OmegaConf
 
+from mixexp import distributed
 from mixexp.assemble import build_method, build_model, method_label
 from mixexp.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from mixexp.data import build_loader, load_dataset
@@ -86,6 +87,8 @@ class Trainer:
             self.device = resolve_device(t.device)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if self.dist.world_size > 1:  # torchrun: join the process group; CUDA ranks take cuda:LOCAL_RANK
+            self.device = distributed.setup(self.device, self.dist)
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
         cuda = self.device.type == "cuda"
@@ -97,12 +100,13 @@ class Trainer:
 
     def _build_loaders(self, data) -> None:
         cfg, t = self.cfg, self.cfg.trainer
-        common = dict(device=self.device, mean=data.mean, std=data.std, channels_last=self.channels_last)
+        common = dict(device=self.device, mean=data.mean, std=data.std, channels_last=self.channels_last,
+                      rank=self.dist.rank, world_size=self.dist.world_size)
         self.train_loader = build_loader(
-            data.train, t.batch_size, train=True, crop_padding=cfg.dataset.crop_padding, flip=cfg.dataset.flip,
-            rank=self.dist.rank, world_size=self.dist.world_size, **common,
+            data.train, distributed.rank_batch_size(t.batch_size, self.dist.world_size), train=True,
+            crop_padding=cfg.dataset.crop_padding, flip=cfg.dataset.flip, **common,
         )
-        self.test_loader = build_loader(data.test, t.eval_batch_size, train=False, **common)
+        self.test_loader = build_loader(data.test, t.eval_batch_size, train=False, **common)  # sharded, gathered
         self.eval_context = EvalContext(cfg, self.device, data.mean, data.std, data.image_shape)
 
     def _build_model_and_method(self, data) -> None:
@@ -115,10 +119,14 @@ class Trainer:
             self.method.check_model(self.model, data.image_shape)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if cfg.trainer.sync_bn:  # before compiling, so that the compiled graph holds the SyncBatchNorm layers
+            self.model = distributed.convert_sync_bn(self.model, self.device)
         if cfg.trainer.compile:
             # compile the feature extractor, not the module: every path (forward, SEM's clean pass,
             # PuzzleMix's saliency pass) goes through it, and the state_dict keeps its plain keys
             self.model.features = torch.compile(self.model.features)
+        # DDP around the method's step (None for a single process); self.model stays the unwrapped model
+        self.ddp_step = distributed.wrap_step(self.model, self.method, self.device) if self.dist.world_size > 1 else None
 
     def _rescaling_statistics(self, data) -> Rescaling:
         # x_bar (per-pixel mean of the normalised, un-augmented training inputs) and y_bar (class
@@ -223,6 +231,8 @@ class Trainer:
             if bar is not None and (step + 1) % redraw == 0:
                 bar.update(redraw)
                 bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        loss_sum, correct_sum, seen = distributed.sum_across_ranks(loss_sum, correct_sum, seen)  # the global batch
+        distributed.broadcast_buffers(self.model, self.method)  # BatchNorm statistics: rank 0's, on every rank
         loss_mean, acc = (loss_sum / seen).item(), (correct_sum / seen).item() * 100.0  # syncs the device
         if not math.isfinite(loss_mean):
             log.warning("epoch %d: the training loss is %s: the run has diverged (lower optim.lr?)", self.epoch + 1, loss_mean)
@@ -235,7 +245,7 @@ class Trainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor):
         """One optimiser step on a batch: the method's step (mix, forward, loss) under autocast, then update."""
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            out = self.method.step(self.model, x, y)
+            out = self.method.step(self.model, x, y) if self.ddp_step is None else self.ddp_step(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.optimizer.step()
@@ -292,7 +302,8 @@ class Trainer:
         if self.data.val is None:
             return {}
         loader = build_loader(self.data.val, self.cfg.trainer.eval_batch_size, train=False, device=self.device,
-                              mean=self.data.mean, std=self.data.std)
+                              mean=self.data.mean, std=self.data.std, rank=self.dist.rank,
+                              world_size=self.dist.world_size)  # sharded, gathered
         return classification_metrics(*predict_logits(self.model, loader), prefix="val")
 
     def _history_metrics(self) -> Dict[str, Any]:

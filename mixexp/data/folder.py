@@ -20,7 +20,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import torch
 
 from mixexp.data.augment import Normalize
-from mixexp.data.loader import drops_last_batch
+from mixexp.data.loader import drops_last_batch, shard_size
+from mixexp.distributed import broadcast_from_main
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
@@ -117,18 +118,21 @@ class _Decoded(torch.utils.data.Dataset):
 
 
 class _EpochOrder(torch.utils.data.Sampler):
-    """Indices for one epoch: a fresh permutation (sharded by rank) when training, in order otherwise."""
+    """Indices for one epoch: a fresh permutation (rank 0's, sharded by rank) when training, the rank's
+    rows ``rank::world_size`` in order otherwise."""
 
     def __init__(self, n: int, train: bool, rank: int, world_size: int) -> None:
         self.n, self.train, self.rank, self.world_size = n, train, rank, world_size
 
     def __len__(self) -> int:
-        return self.n // self.world_size if self.train else self.n
+        return shard_size(self.n, self.train, self.rank, self.world_size)
 
     def __iter__(self):
         if not self.train:
-            return iter(range(self.n))
-        perm = torch.randperm(self.n)  # the same draw on every rank (same seed): disjoint shards
+            return iter(range(self.rank, self.n, self.world_size))
+        perm = torch.randperm(self.n)  # drawn on every rank: the random streams stay in step
+        if self.world_size > 1:  # rank 0's draw, so the shards are disjoint
+            perm = broadcast_from_main(perm)
         return iter(perm[self.rank :: self.world_size][: len(self)].tolist())
 
 
@@ -162,6 +166,7 @@ class StreamingLoader:
         self.train = train
         self.channels_last = channels_last
         self.normalize = Normalize(mean, std, self.device)
+        self.rank, self.world_size = rank, world_size
         self.sampler = _EpochOrder(len(data), train, rank, world_size)
         workers = int(data.num_workers)
         self.loader = torch.utils.data.DataLoader(

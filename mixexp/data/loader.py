@@ -12,6 +12,13 @@ import torch
 
 from mixexp.data.augment import Normalize, random_crop, random_flip
 from mixexp.data.imageset import ImageSet
+from mixexp.distributed import broadcast_from_main
+
+
+def shard_size(n: int, train: bool, rank: int, world_size: int) -> int:
+    """Examples a rank sees of ``n``: an equal ``n // world_size`` in training (a remainder is left out
+    of the epoch, so every rank takes as many steps); all of ``rank::world_size`` in evaluation."""
+    return n // world_size if train else len(range(rank, n, world_size))
 
 
 def drops_last_batch(num_examples: int, batch_size: int, train: bool, drop_last: bool) -> bool:
@@ -24,8 +31,9 @@ class DeviceLoader:
     """Batches of (normalised float images, int64 labels) from an :class:`ImageSet`.
 
     ``train=True`` shuffles every epoch, applies crop/flip, and shards the permutation across
-    ``world_size`` ranks (every rank draws the same permutation from the same seed and takes every
-    ``world_size``-th index, so the shards are disjoint and equal in size).
+    ``world_size`` ranks (every rank takes every ``world_size``-th index of rank 0's permutation, so the
+    shards are disjoint and equal in size). ``train=False`` with ``world_size > 1`` yields rows
+    ``rank::world_size`` in order (:func:`~mixexp.distributed.gather_interleaved` puts them back together).
     """
 
     def __init__(
@@ -58,8 +66,7 @@ class DeviceLoader:
     @property
     def num_examples(self) -> int:
         """Examples this rank sees per epoch."""
-        n = len(self.data)
-        return n // self.world_size if self.train else n
+        return shard_size(len(self.data), self.train, self.rank, self.world_size)
 
     def __len__(self) -> int:
         n = self.num_examples
@@ -70,8 +77,10 @@ class DeviceLoader:
     def _order(self) -> torch.Tensor:
         n = len(self.data)
         if not self.train:
-            return torch.arange(n, device=self.device)
-        perm = torch.randperm(n, device=self.device)
+            return torch.arange(self.rank, n, self.world_size, device=self.device)
+        perm = torch.randperm(n, device=self.device)  # drawn on every rank: the random streams stay in step
+        if self.world_size > 1:  # rank 0's draw, so the shards are disjoint even if a rank's stream drifted
+            perm = broadcast_from_main(perm)
         return perm[self.rank :: self.world_size][: self.num_examples]
 
     def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:

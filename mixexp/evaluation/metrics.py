@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.classification import binary_auroc, multiclass_accuracy, multiclass_calibration_error
 
+from mixexp.distributed import gather_interleaved
+
 ECE_BINS = 15
 
 
@@ -27,7 +29,10 @@ def predict_logits(model, loader, transform=None) -> tuple[torch.Tensor, torch.T
         with torch.autocast(x.device.type, enabled=False):  # also inside a caller's autocast region
             logits.append(model(x.float()).float())
         labels.append(y)
-    return torch.cat(logits), torch.cat(labels)
+    logits, labels = torch.cat(logits), torch.cat(labels)
+    if getattr(loader, "world_size", 1) > 1 and not loader.train:
+        logits, labels = gather_interleaved(logits), gather_interleaved(labels)
+    return logits, labels
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, prefix: str = "test") -> Dict[str, float]:

@@ -16,6 +16,7 @@ from mixexp.data.evalsets import EVAL_SETS, iter_eval_set
 from mixexp.data.folder import FolderSet
 from mixexp.data import build_loader
 from mixexp.data.sources import ObjectNetMapping
+from mixexp import distributed
 from mixexp.evaluation import keys
 from mixexp.evaluation.metrics import classification_metrics, max_softmax, ood_auroc, predict_logits
 from mixexp.evaluation.rescaling import Rescaling
@@ -113,7 +114,11 @@ def evaluate_model(model, ctx: EvalContext, test_loader, rescaling: Optional[Res
                    existing: Optional[Dict[str, Any]] = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """(metrics, breakdown) of the whole suite: the test set (and its rescaled version), then each set of
     ``eval.shift``/``eval.ood`` that ``existing`` (a run's metrics.json) lacks. What ``existing`` reports is
-    kept: a re-evaluation adds only what is missing."""
+    kept: a re-evaluation adds only what is missing.
+
+    Under ``torchrun`` the test set is predicted in shards and gathered (``test_loader`` sharded by rank;
+    :func:`predict_logits`), so every rank gets the test metrics; the shift and OOD sets run on rank 0
+    alone (it alone writes metrics.json), one process reading and caching each set."""
     existing = dict(existing or {})
     logits, labels = predict_logits(model, test_loader)
     metrics: Dict[str, Any] = classification_metrics(logits, labels, prefix="test")
@@ -127,7 +132,7 @@ def evaluate_model(model, ctx: EvalContext, test_loader, rescaling: Optional[Res
     metrics.update(existing)
     ev = ctx.cfg.eval
     settings = corruption_settings(ev)
-    todo = missing_sets([*ev.shift, *ev.ood], existing, in_scores, settings)
+    todo = missing_sets([*ev.shift, *ev.ood], existing, in_scores, settings) if distributed.is_main() else []
     parts: Dict[str, Any] = {}
     if todo:
         metrics[keys.SETTINGS_KEY] = {**existing.get(keys.SETTINGS_KEY, {}),
