@@ -48,7 +48,9 @@ class Trainer:
     def __init__(self, cfg, run_dir) -> None:
         self.cfg, self.run_dir, self.dist = cfg, Path(run_dir), DistEnv()
         checkpoint = self.run_dir / CHECKPOINT
-        if cfg.resume == "auto":  # continue the run the folder holds, else start one
+        # auto: continue the run the folder holds, else start one (every rank decides before any of them can
+        # write: the process group is joined below, and rank 0 writes config.yaml after that)
+        if cfg.resume == "auto":
             cfg.resume = (self.run_dir / "config.yaml").is_file()
         if self.dist.is_main:  # one process per folder; a folder holding a run only with resume=true
             self.run_lock = claim_run_dir(self.run_dir, bool(cfg.resume))
