@@ -8,7 +8,10 @@ Three side-by-side comparisons on whatever device is present (CUDA when visible,
 2. training step, images/s: mixexp's full step (loader + mixup + forward/backward/update, i.e.
    ``Trainer.train_epoch``) vs a bare PyTorch mixup loop written here (same model, batch, optimiser,
    precision), PreActResNet18 at 32x32;
-3. method overhead: step time of cutmix, mixup+sem, lamix, puzzlemix relative to mixup.
+3. method overhead: step time of cutmix, mixup+sem, lamix, puzzlemix relative to mixup;
+4. ImageNet streaming: images/s of the JPEG loader (decode, random-resized crop to 224, flip, in
+   ``--workers`` DataLoader processes, batches moved to the device) over a synthetic folder of 500x375
+   JPEGs (ImageNet's typical size), i.e. how many GPUs' worth of ImageNet training one host can feed.
 
 Every ratio is measured in one process, the two sides interleaved (A B A B ...), after a warm-up,
 and reported as the ratio of medians over ``--reps`` repetitions. Results go to stdout and bench.json.
@@ -111,6 +114,33 @@ def bench_data(device, n: int, batch: int, workers: int, reps: int) -> Dict[str,
 
 # -------------------------------------------------------------------------------------- training
 
+def bench_streaming(device, n: int, batch: int, workers: int, reps: int, tmp: Path) -> Dict[str, float]:
+    """images/s of the ImageNet loader (StreamingLoader over a FolderSet) on ``n`` synthetic JPEGs."""
+    import numpy as np
+    from PIL import Image
+
+    from mixexp.data.folder import FolderSet, StreamingLoader
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(n):
+        path = tmp / f"c{i % 10}" / f"{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # smooth random images compress like photos (noise would make every JPEG unusually large)
+        small = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((500, 375), Image.BILINEAR).save(path, quality=90)
+        files.append(str(path.relative_to(tmp)))
+    data = FolderSet(str(tmp), files, torch.tensor([i % 10 for i in range(n)]), [f"c{c}" for c in range(10)],
+                     num_workers=workers)
+    loader = StreamingLoader(data, batch, device=device, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                             train=True, flip=True, drop_last=True)
+
+    def run() -> int:
+        return sum(y.shape[0] for _, y in loader)
+
+    return interleaved({"streaming": run}, device, reps)
+
+
 def make_trainer(overrides: List[str], run_dir: Path):
     from hydra import compose, initialize_config_dir
 
@@ -189,6 +219,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=None, help="reference DataLoader workers (default: CPU count, at most 8)")
     p.add_argument("--model", default="preactresnet18")
     p.add_argument("--methods", default="cutmix,mixup+sem,lamix,puzzlemix")
+    p.add_argument("--jpegs", type=int, default=None, help="synthetic JPEGs in the ImageNet streaming benchmark")
     p.add_argument("--out", default="bench.json")
     args = p.parse_args()
 
@@ -211,6 +242,9 @@ def main() -> None:
     data = bench_data(device, data_n, 128, workers, args.reps)
     with tempfile.TemporaryDirectory() as tmp:
         step, methods_rate = bench_training(device, batch, steps, args.reps, args.model, methods, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        jpegs = args.jpegs or (2048 if cuda else 256)
+        streaming = bench_streaming(device, jpegs, 64, workers, max(1, args.reps // 2), Path(tmp))["streaming"]
 
     result = {
         "device": torch.cuda.get_device_name(device) if cuda else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
@@ -223,6 +257,8 @@ def main() -> None:
         "step_ratio_mixexp_over_bare": step["mixexp"] / step["bare"],
         "method_images_per_s": methods_rate,
         "method_step_time_vs_mixup": {m: methods_rate["mixup"] / r for m, r in methods_rate.items()},
+        "imagenet_streaming_images_per_s": streaming,
+        "imagenet_streaming_images_per_s_per_worker": streaming / max(1, workers),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
@@ -235,6 +271,8 @@ def main() -> None:
     print("3. step time relative to mixup:")
     for m, ratio in result["method_step_time_vs_mixup"].items():
         print(f"   {m:<41}{methods_rate[m]:>12.1f}{'':>12}{ratio:>8.2f}x")
+    print(f"4. ImageNet JPEG streaming, images/s ({workers} workers): {streaming:.0f}"
+          f" ({streaming / max(1, workers):.0f} per worker)")
     print(f"written: {args.out}")
 
 
