@@ -50,7 +50,7 @@ def reliability_of_runs(runs: RunDirs, out: Path, name: str = "reliability", dev
         _cfg, model, loader, rescaling, _device = load_finished_run(run_dir, device)
         predictions[label] = predict_logits(model, loader)
         if rescaling is not None:
-            z, labels = predict_logits(model, loader, None, rescaling.inputs)
+            z, labels = predict_logits(model, loader, rescaling.inputs)
             predictions[f"{label} + test-time rescaling"] = (rescaling.logits(z), labels)
     return reliability_diagram(predictions, out, name)
 
