@@ -64,6 +64,9 @@ class DatasetConfig:
     # Share of the training set held out as a validation split (0: none): fixed, stratified, seeded by
     # a constant independent of the run seed (mixexp.data.split); its metrics are reported as val_*.
     val_fraction: float = 0.0
+    # Train and test on these classes only (e.g. [3, 4, 5]: LaMix Fig 8's cat, deer, dog of CIFAR-10),
+    # relabelled 0..k-1 in the order given; empty: every class.
+    classes: List[int] = field(default_factory=list)
 
 
 @dataclass
@@ -249,6 +252,9 @@ def check_dataset(d) -> None:
             "must be > 0")
     require(d.train_size >= 2, "dataset.train_size", d.train_size, "must be >= 2 (a training batch needs two images)")
     require(d.num_workers >= 0, "dataset.num_workers", d.num_workers, "must be >= 0 (0 decodes in the main process)")
+    classes = list(d.classes)
+    require(not classes or (len(classes) >= 2 and len(set(classes)) == len(classes) and min(classes) >= 0),
+            "dataset.classes", classes, "must be empty (every class) or >= 2 distinct class indices >= 0")
 
 
 def check_optim(o, s, epochs: int) -> None:
@@ -289,3 +295,5 @@ def validate(cfg: DictConfig) -> None:
     option(cfg, "regularizer").check(cfg, mixer)
     option(cfg, "model").check(cfg)
     check_eval(cfg)
+    require(not cfg.dataset.classes or not (cfg.eval.shift or cfg.eval.ood), "dataset.classes", list(cfg.dataset.classes),
+            "cannot be combined with eval.shift or eval.ood (those sets are labelled with every class)")

@@ -42,7 +42,10 @@ TARGETS: Dict[str, Target] = {
     "lamix-fig4": Target("lamix/fig4", "lamix/fig4", plain=(
         "lamix-fig4", ("test_error", "test_acc"),
         ("method=lamix", "dataset.name=cifar100", "model.name=preactresnet18"))),
+    # 2,000-epoch curves (history.csv) and the 2-D bottleneck on three CIFAR-10 classes: runs of their own
+    "lamix-fig5": Target("lamix/fig5", "lamix/fig5", plain=("lamix-fig5", ("test_acc", "test_error"), ())),
     "lamix-fig6": Target("lamix/fig6", "lamix/fb", ("lamix-fig6",)),
+    "lamix-fig8": Target("lamix/fig8", "lamix/fig8", plain=("lamix-fig8", ("test_acc", "test_error"), ())),
     # the paper's row with the standard 90-epoch recipe; the ub reference row with uncertainty-baselines' own
     "rescaled-imagenet": Target("rescaled/imagenet", "rescaled/imagenet", ("rescaled-pwc",)),
     "rescaled-imagenet-ub": Target("rescaled/imagenet_ub", "rescaled/imagenet_ub", ("rescaled-ub",)),
@@ -99,18 +102,18 @@ def reproduce(name: str, smoke: bool, logger: str, extra: Sequence[str], root: P
 
 def draw_figures(name: str, target: Target, folder: Path, reports: Path) -> List[Path]:
     """The target's figures into reports/figures/: each table as bars (ours beside the paper), and the
-    papers' sweep figures (LaMix Figs 4 and 6) from the runs."""
+    papers' figures drawn from its runs (:data:`mixexp.plots.paper.PAPER_FIGURES`); a figure whose runs
+    are missing is skipped with one line saying so."""
     from mixexp.plots.bars import report_bars
-    from mixexp.plots.grouping import runs_below
-    from mixexp.plots.sweeps import beta_sweep, label_smoothing_sweep
+    from mixexp.plots.paper import PAPER_FIGURES, MissingRuns
 
     out = reports / "figures"
     written = [p for table in target.tables for p in report_bars(reports / f"{table}.csv", out)]
-    if name == "lamix-fig4":
-        written += beta_sweep(runs_below(folder, target.plain[2], finished=True), out)
-    if name == "lamix-fig6":
-        written += label_smoothing_sweep(runs_below(folder, ("dataset.name=cifar100", "model.name=preactresnet18"),
-                                                    finished=True), out)
+    for figure in PAPER_FIGURES.get(name, ()):
+        try:
+            written += figure(folder, out)
+        except MissingRuns as e:
+            print(f"{name}: figure {figure.__name__} skipped: {e}", flush=True)
     return written
 
 

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from mixexp.config import DatasetConfig
 from mixexp.data import DeviceLoader, ImageSet, load_dataset
+from mixexp.errors import ConfigError
 from mixexp.data.augment import Normalize, random_crop, random_flip
 
 
@@ -117,3 +118,16 @@ def test_a_final_training_batch_of_one_is_dropped_because_batchnorm_cannot_use_i
     assert len(loader) == 4 and [len(y) for _, y in loader] == [8, 8, 8, 8]
     assert len(DeviceLoader(_toy(34), 8, device="cpu", mean=[0.0], std=[1.0], train=True)) == 5
     assert len(DeviceLoader(_toy(33), 8, device="cpu", mean=[0.0], std=[1.0], train=False)) == 5  # eval keeps all
+
+
+def test_class_subset_keeps_those_classes_in_train_and_test_relabelled_in_the_given_order():
+    full = load_dataset(ds_cfg(name="digits"), "unused")
+    part = load_dataset(ds_cfg(name="digits", classes=[5, 3, 4]), "unused")
+    assert part.num_classes == 3
+    for whole, sub in ((full.train, part.train), (full.test, part.test)):
+        kept = (whole.labels == 5) | (whole.labels == 3) | (whole.labels == 4)
+        assert torch.equal(sub.images, whole.images[kept])  # same images, same order
+        assert sub.labels.tolist() == [{5: 0, 3: 1, 4: 2}[y] for y in whole.labels[kept].tolist()]
+        assert torch.bincount(sub.labels).tolist() == [int((whole.labels == c).sum()) for c in (5, 3, 4)]
+    with pytest.raises(ConfigError, match=r"dataset.classes=\[3, 10\] is not allowed: digits has classes 0..9"):
+        load_dataset(ds_cfg(name="digits", classes=[3, 10]), "unused")

@@ -290,6 +290,8 @@ def test_prepare_fetches_again_when_a_present_file_is_corrupt(tmp_path, monkeypa
     (["eval.severities=[0,3]"], "eval.severities=[0, 3] is not allowed: use severities from 1..5"),
     (["eval.corruptions=[rain]"], "eval.corruptions='rain' is not allowed: choose one of"),
     (["dataset.num_workers=-1"], "dataset.num_workers=-1 is not allowed: must be >= 0"),
+    (["dataset.classes=[3,3]"], "dataset.classes=[3, 3] is not allowed: must be empty (every class) or >= 2 distinct"),
+    (["dataset.classes=[3,4]", "eval.shift=[cifar10_1]"], "dataset.classes=[3, 4] is not allowed: cannot be combined"),
 ])
 def test_eval_and_dataset_keys_are_validated(overrides, message):
     cfg = compose(["dataset=cifar10", *overrides])

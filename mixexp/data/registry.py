@@ -52,6 +52,15 @@ def load_dataset(cfg, data_dir: str) -> Dataset:
     if cfg.name not in DATASETS:
         raise ValueError(f"dataset.name={cfg.name!r} is not allowed: choose one of {', '.join(sorted(DATASETS))}")
     train, test, num_classes = DATASETS[cfg.name](cfg, data_dir)
+    classes = list(cfg.get("classes", None) or [])
+    if classes:  # a subset of the classes, relabelled 0..k-1 (LaMix Fig 8 trains on three CIFAR-10 classes)
+        from mixexp.data.split import keep_classes
+
+        if max(classes) >= num_classes:
+            from mixexp.errors import ConfigError
+
+            raise ConfigError(f"dataset.classes={classes} is not allowed: {cfg.name} has classes 0..{num_classes - 1}")
+        train, test, num_classes = keep_classes(train, classes), keep_classes(test, classes), len(classes)
     native_channels = train.shape[0]
     val = None
     if cfg.get("val_fraction", 0.0):

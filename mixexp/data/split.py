@@ -9,7 +9,7 @@ sweep is tuned and trained on the same split; the test set is never touched.
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import torch
 
@@ -38,3 +38,17 @@ def subset(data, index: torch.Tensor):
     if hasattr(data, "images"):
         return type(data)(data.images[index], data.labels[index])
     return dataclasses.replace(data, files=[data.files[i] for i in index.tolist()], labels=data.labels[index])
+
+
+def keep_classes(data, classes: Sequence[int]):
+    """The images of ``data`` whose label is in ``classes``, relabelled: label ``classes[i]`` becomes ``i``
+    (``dataset.classes``); their order is kept."""
+    wanted = torch.tensor(list(classes), dtype=torch.long)
+    labels = data.labels.cpu()
+    part = subset(data, torch.nonzero(torch.isin(labels, wanted)).flatten())
+    relabel = torch.full((int(max(labels.max().item(), wanted.max().item())) + 1,), -1, dtype=torch.long)
+    relabel[wanted] = torch.arange(len(wanted))
+    new_labels = relabel[part.labels.cpu()].to(part.labels.device)
+    if hasattr(part, "images"):
+        return type(part)(part.images, new_labels)
+    return dataclasses.replace(part, labels=new_labels)

@@ -8,52 +8,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Dict, List, Sequence
-
-import numpy as np
+from typing import List, Sequence
 
 from mixexp.cli import fail, format_user_error
 from mixexp.plots.common import DEFAULT_OUT
 
 
-def _labelled_runs(run_dirs: Sequence[Path]):
-    """(label, run folder) per run: its method as the reports spell it, the seed added when it repeats."""
-    from mixexp.plots.grouping import runs_below
-
-    runs = [runs_below(d)[0] for d in run_dirs]
-    methods = [r.config["method"] for r in runs]
-    return [(m if methods.count(m) == 1 else f"{m} seed {r.config.get('seed')}", d)
-            for m, r, d in zip(methods, runs, run_dirs)]
-
-
 def cmd_curves(args) -> List[Path]:
-    from mixexp.plots.curves import learning_curves, read_history
-    from mixexp.plots.grouping import by_configuration, runs_below
+    from mixexp.plots.from_runs import curves_of
 
-    groups = {}
-    for label, runs in by_configuration(runs_below(args.dir, args.where)).items():
-        histories = [read_history(r.path / "history.csv") for r in runs if (r.path / "history.csv").is_file()]
-        if histories:
-            groups[label] = histories
-    if not groups:
-        fail(f"no history.csv below {args.dir}: no run has finished an epoch")
     metrics = [m for m in args.metrics.split(",") if m]
-    return learning_curves(groups, args.out, args.name or args.default_name, metrics, args.title)
+    return curves_of(args.dir, args.out, args.name or args.default_name, metrics, args.title, args.where)
 
 
 def cmd_reliability(args) -> List[Path]:
-    from mixexp.evaluation.metrics import predict_logits
-    from mixexp.plots.reliability import reliability_diagram
-    from mixexp.plots.runs import load_finished_run
+    from mixexp.plots.from_runs import labelled_runs, reliability_of_runs
 
-    predictions = {}
-    for label, run_dir in _labelled_runs(args.runs):
-        _cfg, model, loader, rescaling, _device = load_finished_run(run_dir, args.device)
-        predictions[label] = predict_logits(model, loader)
-        if rescaling is not None:
-            z, labels = predict_logits(model, loader, rescaling.inputs)
-            predictions[f"{label} + test-time rescaling"] = (rescaling.logits(z), labels)
-    return reliability_diagram(predictions, args.out, args.name or "reliability")
+    return reliability_of_runs(labelled_runs(args.runs), args.out, args.name or "reliability", args.device)
 
 
 def cmd_bars(args) -> List[Path]:
@@ -84,51 +55,23 @@ def cmd_soft_targets(args) -> List[Path]:
 
 
 def cmd_gradcam(args) -> List[Path]:
-    from mixexp.plots.features import one_per_class
-    from mixexp.plots.gradcam import grad_cam_figure
-    from mixexp.plots.runs import load_finished_run
+    from mixexp.plots.from_runs import gradcam_of_runs, labelled_runs
 
-    models, images = {}, None
-    for label, run_dir in _labelled_runs(args.runs):
-        _cfg, model, loader, _rescaling, _device = load_finished_run(run_dir, args.device)
-        if images is None:  # the same images for every model: the first run's test set
-            images, labels = one_per_class(loader, args.images)
-        models[label] = model
-    return grad_cam_figure(models, images, labels, args.out, args.name or "lamix_fig7_gradcam")
+    return gradcam_of_runs(labelled_runs(args.runs), args.out, args.name or "lamix_fig7_gradcam", args.images,
+                           args.device)
 
 
 def cmd_bottleneck(args) -> List[Path]:
-    from mixexp.plots.embeddings import bottleneck_figure, embed, load_weights, snapshot_files
-    from mixexp.plots.features import test_batch
-    from mixexp.plots.runs import load_finished_run
+    from mixexp.plots.from_runs import bottleneck_of_runs, labelled_runs
 
-    embeddings: Dict[str, list] = {}
-    labels = None
-    for label, run_dir in _labelled_runs(args.runs):
-        cfg, model, loader, _rescaling, _device = load_finished_run(run_dir, args.device)
-        images, y = test_batch(loader, args.limit)
-        labels = y.cpu().numpy() if labels is None else labels
-        final = (cfg.trainer.epochs, embed(model, images))  # last.pt: the final weights
-        per_epoch = []
-        for epoch, path in snapshot_files(run_dir):
-            if epoch != cfg.trainer.epochs:
-                load_weights(model, path)
-                per_epoch.append((epoch, embed(model, images)))
-        embeddings[label] = per_epoch + [final]
-    return bottleneck_figure(embeddings, labels, args.out, args.name or "lamix_fig8_bottleneck")
+    return bottleneck_of_runs(labelled_runs(args.runs), args.out, args.name or "lamix_fig8_bottleneck", args.limit,
+                              args.device)
 
 
 def cmd_umap(args) -> List[Path]:
-    from mixexp.plots.embeddings import umap_figure
-    from mixexp.plots.features import penultimate_features
-    from mixexp.plots.runs import load_finished_run
+    from mixexp.plots.from_runs import labelled_runs, umap_of_runs
 
-    features = {}
-    for label, run_dir in _labelled_runs(args.runs):
-        _cfg, model, loader, _rescaling, _device = load_finished_run(run_dir, args.device)
-        feats, labels = penultimate_features(model, loader, args.limit)
-        features[label] = (feats.numpy(), labels.numpy())
-    return umap_figure(features, args.out, args.name or "sem_fig3_umap")
+    return umap_of_runs(labelled_runs(args.runs), args.out, args.name or "sem_fig3_umap", args.limit, args.device)
 
 
 def build_parser() -> argparse.ArgumentParser:

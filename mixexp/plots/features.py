@@ -21,16 +21,20 @@ def test_batch(test_loader, count: int) -> Tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs)[:count], torch.cat(ys)[:count]
 
 
-def one_per_class(test_loader, classes: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The first test image of each of the classes 0..classes-1 (the fixed set of Grad-CAM maps)."""
+def one_per_class(test_loader, classes) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The first test image of each class in ``classes`` (a count n: the classes 0..n-1), in that order;
+    the fixed set of Grad-CAM maps. A class the test set lacks is left out."""
+    wanted = list(range(classes)) if isinstance(classes, int) else [int(c) for c in classes]
     chosen = {}
     for x, y in test_loader:
         for image, label in zip(x, y.tolist()):
-            if label < classes and label not in chosen:
+            if label in wanted and label not in chosen:
                 chosen[label] = image
-        if len(chosen) == classes:
+        if len(chosen) == len(wanted):
             break
-    labels = sorted(chosen)
+    labels = [c for c in wanted if c in chosen]
+    if not labels:
+        raise ValueError(f"the test set holds no image of the classes {wanted}")
     return torch.stack([chosen[c] for c in labels]), torch.tensor(labels)
 
 
