@@ -263,6 +263,7 @@ def build_paper_report(root: Path, table_name: str, stat: str | None = None, run
     ``runs_root``, from that folder below the nearest ancestor of ``root`` that has it.
     """
     from mixexp.protocols import protocol_card, table_protocol
+    from mixexp.tables import EVAL_SOURCE
     from mixexp.tables import load_tables
 
     tables = load_tables()
@@ -294,7 +295,11 @@ def build_paper_report(root: Path, table_name: str, stat: str | None = None, run
     unit = {"accuracy": "accuracy %", "error": "error %", "auroc": "AUROC %", "top1": "top-1 %",
             "nll": "NLL", "ece": "ECE"}
     metrics = ", ".join(dict.fromkeys(unit[c.metric] for c in table.columns))
-    labels = {("runs" if k == "*" else f"row {k}"): v for k, v in sources.items()}
+    # the card describes the runs that feed this table's cells only (a folder may hold several tables' runs)
+    cells = {(c.dataset.split("->")[0], c.model) for c in table.columns}
+    cells |= {(EVAL_SOURCE.get(d, d), m) for d, m in cells}
+    labels = {("runs" if k == "*" else f"row {k}"): (folder, [r for r in runs if (r.config.get("dataset.name"),
+              r.config.get("model.name")) in cells], used) for k, (folder, runs, used) in sources.items()}
     text = (f"## {table.name} ({metrics})\n\n{protocol_card(table_name, labels)}\n"
             f"ours: mean ± std (n runs), {stat} statistic; paper: published; Δ = ours − paper.\n\n"
             + "\n".join(lines) + "\n")
