@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-from typing import List
 
 import torch
 import torch.distributed as dist
