@@ -138,13 +138,17 @@ class LoggerConfig:
 
 @dataclass
 class EvalConfig:
-    # Distribution-shift sets evaluated after training (cifar10_c, cifar100_c, cifar10_1, cifar10_2, objectnet).
+    # Distribution-shift sets evaluated after training (cifar10_c, cifar100_c, cifar10_1, cifar10_2, objectnet,
+    # imagenet_v2, imagenet_c).
     shift: List[str] = field(default_factory=list)
     # Out-of-distribution sets scored by max softmax probability (svhn, lsun_crop).
     ood: List[str] = field(default_factory=list)
-    # CIFAR-C: severities and corruptions to evaluate (empty corruptions: the 15 benchmark ones).
+    # CIFAR-C / ImageNet-C: severities and corruptions to evaluate (empty corruptions: the 15 benchmark ones).
     severities: List[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     corruptions: List[str] = field(default_factory=list)
+    # ImageNet-C's files are 224 px centre crops already. "none": evaluate them as released (Hendrycks &
+    # Dietterich); "center": Resize(256) + CenterCrop(224) again, as uncertainty-baselines' preprocessing does.
+    imagenet_c_crop: str = "none"
     # Test-time rescaling (Carratino et al.) of a mixup-trained model: adds rescaled_test_* metrics.
     rescaled: bool = False
 

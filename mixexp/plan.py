@@ -7,7 +7,10 @@ keys), so the runs already finished are the folders holding ``metrics.json``.
 
 Cost of one run, in GPU-seconds:
 
-    epochs * (n_train + n_test / 3) / rate,    rate = R_ref * M(preactresnet18, 32 px) / M(model, px) / c_method
+    (epochs * n_train + (epochs * n_test + n_final) / 3) / rate,    rate = R_ref * M(preactresnet18, 32 px) / M(model, px) / c_method
+
+n_final counts the evaluation sets run once after training (``eval.shift``/``eval.ood``: ImageNet-C's
+15 x 5 x 50,000 images for table rescaled-ub), twice under test-time rescaling.
 
 M is the model's forward multiply-accumulates per image (counted with torch's FlopCounterMode on the
 meta device), an evaluation image costs a third of a training image (forward only), c_method is the
@@ -49,7 +52,7 @@ class PlannedRun:
     folder: Path  # the run's own folder
     epochs: int
     train_images: int  # epochs * training-set size
-    eval_images: int  # epochs * test-set size (the test set is evaluated every epoch)
+    eval_images: int  # epochs * test-set size (evaluated every epoch) + the evaluation sets at the end
     gpu_hours: float
     finished: bool
 
@@ -144,6 +147,23 @@ def dataset_size(cfg) -> Tuple[int, int, int, int]:
     return n_train - n_val, test + n_val, side, channels
 
 
+def final_eval_images(cfg) -> int:
+    """Images of the evaluation sets run once after training (twice with ``eval.rescaled``); a set whose
+    size is not known before it is prepared (ObjectNet) counts as 0."""
+    from mixexp.data.evalsets import CORRUPTIONS, EVAL_SETS, SEVERITIES
+    from mixexp.data.store import get_source
+
+    ev, total = cfg.eval, 0
+    for name in dict.fromkeys([*ev.shift, *ev.ood]):
+        counts = get_source(EVAL_SETS[name].source).counts
+        if EVAL_SETS[name].splits == CORRUPTIONS:
+            per_block = (counts[CORRUPTIONS[0]] or 0) // len(SEVERITIES)
+            total += per_block * len(ev.severities) * len(ev.corruptions or CORRUPTIONS)
+        else:
+            total += counts.get("test") or 0
+    return total * (2 if ev.rescaled else 1)
+
+
 def run_cost(cfg, method: str, throughput: Throughput) -> Tuple[int, int, float]:
     """(training images, evaluated images, GPU-hours) of one run of a composed config."""
     n_train, n_test, side, channels = dataset_size(cfg)
@@ -152,7 +172,7 @@ def run_cost(cfg, method: str, throughput: Throughput) -> Tuple[int, int, float]
 
     macs = model_macs(OmegaConf.to_yaml(cfg.model, resolve=True), side, channels, num_classes)
     epochs = int(cfg.trainer.epochs)
-    train, evaluated = epochs * n_train, epochs * n_test
+    train, evaluated = epochs * n_train, epochs * n_test + final_eval_images(cfg)
     seconds = (train + EVAL_COST * evaluated) / throughput.images_per_s(macs, method)
     return train, evaluated, seconds / 3600.0
 
@@ -201,7 +221,8 @@ def format_plan(plans: Dict[str, List[PlannedRun]], source: str) -> str:
         unique.update({r.folder: r for r in runs})
     total = _plan_row("total (distinct runs)", list(unique.values()))
     return (f"throughput: {source}\n\n" + header + "\n".join(lines) + "\n" + total.replace("| total", "| **total**")
-            + "\n\nimages = epochs x (training images + test images evaluated each epoch); "
+            + "\n\nimages = epochs x (training images + test images evaluated each epoch) + the evaluation "
+              "sets run after training (x2 with rescaling; ObjectNet not counted: its size is known once prepared); "
               "GPU-hours left = the runs without metrics.json.\n")
 
 

@@ -85,6 +85,9 @@ def _architecture(c: Dict[str, Any]) -> str:
     return f"{c.get('model.name')} ({', '.join(parts) or 'as built'})"
 
 
+IMAGENET_C_VIEW = {"none": "files as released (224 px centre crops), eval.imagenet_c_crop=none",
+                   "center": "Resize(256) + CenterCrop(224) of each 224 px file, eval.imagenet_c_crop=center"}
+
 # card line -> what it shows of one run's flattened config
 CARD_FIELDS: List[Tuple[str, Callable[[Dict[str, Any]], str]]] = [
     ("epochs", lambda c: str(c.get("trainer.epochs"))),
@@ -100,6 +103,9 @@ CARD_FIELDS: List[Tuple[str, Callable[[Dict[str, Any]], str]]] = [
     ("normalisation", lambda c: f"{c.get('dataset.name')}: mean {list(c.get('dataset.mean') or [])}, "
                                 f"std {list(c.get('dataset.std') or [])}"),
     ("precision", lambda c: "bf16 autocast on CUDA" if c.get("trainer.bf16", True) else "float32"),
+    ("shift sets", lambda c: ", ".join(c.get("eval.shift") or ())),
+    ("ImageNet-C view", lambda c: IMAGENET_C_VIEW[c.get("eval.imagenet_c_crop") or "none"]
+     if "imagenet_c" in (c.get("eval.shift") or ()) else ""),
 ]
 
 

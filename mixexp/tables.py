@@ -15,15 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from mixexp.data.evalsets import EVAL_SETS
+from mixexp.evaluation import keys
+
 PUBLISHED_CSV = Path(__file__).resolve().parent / "published_results.csv"
 
 # evaluation set -> the training set whose runs are evaluated on it
-EVAL_SOURCE = {
-    "cifar10_c": "cifar10", "cifar100_c": "cifar100", "cifar10_1": "cifar10", "cifar10_2": "cifar10",
-    "objectnet": "imagenet", "imagenet_c": "imagenet", "imagenet_v2": "imagenet",
-}
-# table metric -> suffix of the clean-test key; accuracies and errors are in percent as in the papers
-CLEAN_KEY = {"accuracy": "test_acc", "top1": "test_acc", "error": "test_error", "nll": "test_nll", "ece": "test_ece"}
+EVAL_SOURCE = {name: spec.base for name, spec in EVAL_SETS.items() if spec.kind == "shift"}
 
 
 @dataclass(frozen=True)
@@ -82,11 +80,10 @@ class CellSource:
 def cell_source(column: Column, method: str) -> CellSource:
     rescaled = method.endswith("+rescaled")
     base = method[: -len("+rescaled")] if rescaled else method
-    prefix = "rescaled_" if rescaled else ""
+    prefix = keys.RESCALED if rescaled else ""
     if "->" in column.dataset:  # OOD detection: in-distribution set -> OOD set
         source, ood = column.dataset.split("->")
-        return CellSource(base, source, column.model, f"{prefix}ood_{ood}_auroc")
+        return CellSource(base, source, column.model, keys.ood_key(ood, prefix))
     if column.dataset in EVAL_SOURCE:
-        suffix = "top1" if column.metric == "top1" else "acc"
-        return CellSource(base, EVAL_SOURCE[column.dataset], column.model, f"{prefix}{column.dataset}_{suffix}")
-    return CellSource(base, column.dataset, column.model, prefix + CLEAN_KEY[column.metric])
+        return CellSource(base, EVAL_SOURCE[column.dataset], column.model, keys.shift_key(column.dataset, prefix))
+    return CellSource(base, column.dataset, column.model, prefix + keys.CLEAN_KEYS[column.metric])

@@ -33,7 +33,7 @@ def test_list_on_an_empty_root_reports_every_dataset_missing_with_its_command(tm
         assert row.split()[-2:] == ["-", str(tmp_path / name)] and " missing " in row
         source = " --source DIR" if src.manual else ""
         assert f"-> mixexp-data prepare {name}{source} --data-dir {tmp_path}" in out.stdout
-    assert len(SOURCES) == 13 and out.stdout.count(" missing ") == 13
+    assert len(SOURCES) == 15 and out.stdout.count(" missing ") == 15
 
 
 def test_train_without_data_fails_with_one_line_and_exit_2(tmp_path):
@@ -71,7 +71,7 @@ def test_prepare_errors_are_one_line_with_exit_2(tmp_path, capsys):
     assert err.strip() == (f"error: --source {tmp_path / 'nope'} is not a folder: expected train/<wnid>/*.JPEG and "
                            "val/<wnid>/*.JPEG (ILSVRC-2012, 1000 class folders each)")
     assert main(["prepare", "cifar10", "--source", str(tmp_path), "--data-dir", str(tmp_path)]) == 2
-    assert "--source is only for datasets that cannot be downloaded" in capsys.readouterr().err
+    assert "--source is only for imagenet, objectnet, imagenet_v2, imagenet_c (datasets you may" in capsys.readouterr().err
 
 
 def test_prepare_downloads_from_the_url_table(tmp_path, monkeypatch, capsys):

@@ -283,7 +283,7 @@ def test_prepare_fetches_again_when_a_present_file_is_corrupt(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["eval.shift=[cifar10_c,svhn]"], "eval.shift='svhn' is not allowed: choose one of cifar100_c, cifar10_1, cifar10_2, cifar10_c, objectnet"),
+    (["eval.shift=[cifar10_c,svhn]"], "eval.shift='svhn' is not allowed: choose one of cifar100_c, cifar10_1, cifar10_2, cifar10_c, imagenet_c, imagenet_v2, objectnet"),
     (["eval.ood=[mnist]"], "eval.ood='mnist' is not allowed: choose one of lsun_crop, svhn"),
     (["dataset=cifar100", "eval.shift=[cifar10_1]"],
      "eval.shift='cifar10_1' is not allowed: cifar10_1 is labelled with the classes of cifar10; train with dataset=cifar10"),

@@ -100,7 +100,7 @@ def test_ood_sets_have_labels_minus_one_and_lsun_is_centre_cropped(data_root):
     assert lsun.images[:, 0].float().min().item() > 150  # the black 2-pixel frame of the 36x36 files is cut
     assert {n: s.kind for n, s in EVAL_SETS.items()} == {
         "cifar10_c": "shift", "cifar100_c": "shift", "cifar10_1": "shift", "cifar10_2": "shift",
-        "objectnet": "shift", "svhn": "ood", "lsun_crop": "ood"}
+        "objectnet": "shift", "imagenet_v2": "shift", "imagenet_c": "shift", "svhn": "ood", "lsun_crop": "ood"}
 
 
 def test_objectnet_class_mapping_to_imagenet_ids(data_root):
@@ -171,4 +171,5 @@ def test_every_dataset_yaml_composes_validates_and_names_a_registered_loader(dat
         assert cfg.dataset.resize == (32 if "mnist" in name else None)
         assert cfg.dataset.flip == (name in ("cifar10", "cifar100", "tinyimagenet", "imagenet"))
     assert set(SOURCES) == {"cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "tinyimagenet", "cifar10_c",
-                            "cifar100_c", "cifar10_1", "cifar10_2", "lsun_crop", "imagenet", "objectnet"}
+                            "cifar100_c", "cifar10_1", "cifar10_2", "lsun_crop", "imagenet", "objectnet",
+                            "imagenet_v2", "imagenet_c"}

@@ -131,6 +131,10 @@ def test_rescaled_imagenet_ub_recipe():
     assert list(cfg.sched.milestones) == [200 * 30 // 90, 200 * 60 // 90, 200 * 80 // 90] and cfg.sched.warmup_epochs == 5
     assert cfg.optim.nesterov is True and cfg.optim.weight_decay == 2e-4 and cfg.optim.bn_weight_decay is False
     assert cfg.mixer.per_sample is True and cfg.eval.rescaled is True  # same_mix_weight_per_batch=False
+    # ub's README columns; ImageNet-C through ub's ResNet preprocessing (crop 224/256 of each 224 px file again)
+    assert list(cfg.eval.shift) == ["objectnet", "imagenet_v2", "imagenet_c"] and cfg.eval.imagenet_c_crop == "center"
+    pwc = point("rescaled/imagenet", "method=mixup_rescaled")
+    assert list(pwc.eval.shift) == ["objectnet"] and pwc.eval.imagenet_c_crop == "none"  # table rescaled-pwc
 
 
 def test_sgd_groups_exclude_batchnorm_from_weight_decay_only_when_asked():
@@ -296,6 +300,20 @@ def test_plan_arithmetic_on_the_demo_grid(tmp_path):
     left = hours - cutmix.gpu_hours
     assert total == (f"| **total** (distinct runs) | 9 | 1 | 30 | {9 * 30 * (n_train + n_test):,} | "
                      f"{hours:,.1f} | {left:,.1f} |")
+
+
+def test_plan_counts_the_evaluation_sets_run_after_training():
+    from mixexp.plan import final_eval_images
+
+    ub = point("rescaled/imagenet_ub", "method=mixup_rescaled_ub")
+    # ImageNet-C 15 x 5 x 50,000 + ImageNetV2 10,000 (+ ObjectNet, unknown until prepared), twice: rescaled too
+    assert final_eval_images(ub) == 2 * (15 * 5 * 50_000 + 10_000)
+    cifar = point("sem/table2", "method=mixup", "dataset=cifar10", "model=preactresnet18", "eval.ood=[svhn,lsun_crop]")
+    assert list(cifar.eval.shift) == ["cifar10_c", "cifar10_1", "cifar10_2"] and not cifar.eval.rescaled
+    # CIFAR-10-C 15 x 5 x 10,000, CIFAR-10.1 2,000, CIFAR-10.2 2,000, SVHN 26,032, LSUN-Crop 10,000
+    assert final_eval_images(cifar) == 750_000 + 2_000 + 2_000 + 26_032 + 10_000
+    assert final_eval_images(point("rescaled/imagenet_ub", "method=erm", "eval.severities=[1]",
+                                   "eval.corruptions=[fog]", "eval.rescaled=false")) == 50_000 + 10_000
 
 
 def test_sem_tune_presets_search_alpha_and_gamma_on_the_validation_split():

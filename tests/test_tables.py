@@ -149,6 +149,10 @@ def test_a_table_reproduced_on_fixture_data(tmp_path):
     erm, mixup = [l for l in result_lines(ub) if l.startswith("| erm") or l.startswith("| mixup+rescaled")]
     assert erm.split(" | ")[2] == "76.20" and mixup.split(" | ")[11] == "28.30"  # published numbers filled in
     assert "(1) |" in mixup.split(" | ")[10] + " |"  # ours: one smoke run on ObjectNet, rescaled
+    # ImageNet-C and ImageNetV2 from their fixtures in the released layouts, ImageNet-C cropped again as ub does
+    cells = mixup.split(" | ")
+    assert cells[13].endswith("(1)") and cells[14] == "47.10" and cells[16].endswith("(1)") and cells[17] == "65.90"
+    assert "- ImageNet-C view: Resize(256) + CenterCrop(224) of each 224 px file, eval.imagenet_c_crop=center\n" in ub
     csv = (tmp_path / "reports" / "smoke" / "rescaled-ub.csv").read_text().splitlines()
     assert csv[0].startswith("method,dataset,model,metric,key,statistic") and "rescaled_imagenet_v2_top1,final" in csv[-1]
 

@@ -65,7 +65,7 @@ def cmd_prepare(args) -> int:
     for name in names:
         get_source(name)  # fail before downloading anything when one name is wrong
     if args.source is not None and len(names) != 1:
-        raise ConfigError("--source DIR goes with one dataset at a time (imagenet or objectnet)")
+        raise ConfigError("--source DIR goes with one dataset at a time (imagenet, objectnet, imagenet_v2 or imagenet_c)")
     for name in names:
         print(prepare(name, root, source=args.source, progress=not args.no_progress,
                       keep_archives=args.keep_archives), flush=True)
@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_prep = sub.add_parser("prepare", parents=[common], help="download (or locate), verify and convert datasets")
     p_prep.add_argument("names", nargs="+", metavar="NAME", help=f"one or more of: {', '.join(SOURCES)}")
     p_prep.add_argument("--source", default=None, metavar="DIR",
-                        help="imagenet/objectnet: the folder holding your copy (it cannot be downloaded freely)")
+                        help="imagenet, objectnet (required: they cannot be downloaded freely), imagenet_v2, "
+                             "imagenet_c (optional): the folder holding your copy")
     p_prep.add_argument("--keep-archives", action="store_true", help="keep downloaded .tar/.zip files after unpacking")
     p_prep.add_argument("--no-progress", action="store_true", help="no progress bars")
     p_prep.set_defaults(func=cmd_prepare)

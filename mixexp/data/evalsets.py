@@ -12,6 +12,10 @@ cifar100_c      shift  same                                                   CI
 cifar10_1       shift  ``test`` (v6, 2,000 images)                            CIFAR-10 classes
 cifar10_2       shift  ``test`` (2,000 images)                                CIFAR-10 classes
 objectnet       shift  ``test`` (113 classes shared with ImageNet; streamed)  ObjectNet class index
+imagenet_v2     shift  ``test`` (matched-frequency, 10,000 images; streamed)  ImageNet classes
+imagenet_c      shift  ``<corruption>/<severity>``, 15 x 5 (streamed; 224 px   ImageNet classes
+                       centre crops: ``eval.imagenet_c_crop`` says whether to
+                       crop them again)
 svhn            ood    ``test`` (26,032 images)                               -1
 lsun_crop       ood    ``test`` (10,000 images)                               -1
 ==============  =====  =====================================================  ======================
@@ -22,6 +26,7 @@ one of ``imagenet_ids[label]``, with predictions restricted to :func:`objectnet_
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
@@ -36,6 +41,7 @@ from mixexp.data.store import (
 )
 
 SEVERITIES = (1, 2, 3, 4, 5)
+IMAGENET_C_CROPS = ("none", "center")  # eval.imagenet_c_crop: see iter_eval_set
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ EVAL_SETS: Dict[str, EvalSet] = {
     "cifar10_1": EvalSet("cifar10_1", "shift", "cifar10_1", "cifar10"),
     "cifar10_2": EvalSet("cifar10_2", "shift", "cifar10_2", "cifar10"),
     "objectnet": EvalSet("objectnet", "shift", "objectnet", "imagenet"),
+    "imagenet_v2": EvalSet("imagenet_v2", "shift", "imagenet_v2", "imagenet"),
+    "imagenet_c": EvalSet("imagenet_c", "shift", "imagenet_c", "imagenet", CORRUPTIONS),
     "svhn": EvalSet("svhn", "ood", "svhn", None),
     "lsun_crop": EvalSet("lsun_crop", "ood", "lsun_crop", None),
 }
@@ -79,11 +87,18 @@ def iter_eval_set(
     corruptions: Sequence[str] = (),
     download: bool = False,
     num_workers: int = 0,
+    imagenet_c_crop: str = "none",
 ) -> Iterator[Tuple[str, Any]]:
-    """``(sub_name, ImageSet | FolderSet)`` pairs of one eval set, one corruption in memory at a time."""
+    """``(sub_name, ImageSet | FolderSet)`` pairs of one eval set, one corruption in memory at a time.
+
+    ``imagenet_c_crop``: ``none`` evaluates ImageNet-C's 224 px files as released (Hendrycks & Dietterich);
+    ``center`` gives them ImageNet's test view again, Resize(256) + CenterCrop(224), which is what
+    uncertainty-baselines' ResNet preprocessing does to them (the central 224/256 of each file, scaled to 224)."""
     if name not in EVAL_SETS:
         raise ConfigError(f"eval set {name!r} is not known: choose one of {', '.join(sorted(EVAL_SETS))}")
     spec = EVAL_SETS[name]
+    if imagenet_c_crop not in IMAGENET_C_CROPS:
+        raise ConfigError(f"eval.imagenet_c_crop={imagenet_c_crop!r} is not allowed: choose one of {', '.join(IMAGENET_C_CROPS)}")
     if spec.splits == CORRUPTIONS:
         chosen = list(corruptions) or list(CORRUPTIONS)
         bad = [c for c in chosen if c not in CORRUPTIONS]
@@ -92,10 +107,11 @@ def iter_eval_set(
                               f"corruptions from {', '.join(CORRUPTIONS)}; severities in 1..5")
         for corruption in chosen:
             block = load_split(spec.source, corruption, data_dir, download=download)
+            if isinstance(block, FolderSet):
+                block = dataclasses.replace(block.with_workers(num_workers), recrop=imagenet_c_crop == "center")
             per = len(block) // len(SEVERITIES)
             for s in severities:
-                part = ImageSet(block.images[(s - 1) * per: s * per], block.labels[(s - 1) * per: s * per])
-                yield f"{corruption}/{s}", _at_resolution(part, size, channels, name)
+                yield f"{corruption}/{s}", _at_resolution(block.rows((s - 1) * per, s * per), size, channels, name)
         return
     data = load_split(spec.source, "test", data_dir, download=download)
     if isinstance(data, FolderSet):
@@ -129,7 +145,9 @@ def require_eval_sets(cfg, data_dir) -> None:
         src = get_source(EVAL_SETS[name].source)
         folder = src.folder(root)
         missing = src.missing(folder)
-        if not missing or (src.cached and all(src.cache_path(root, s).is_file() for s in src.counts)):
+        # an image cache can stand in for removed source files; a file index (the ImageNet sets) cannot
+        cache_only = src.cached and src.image_shape is not None and all(src.cache_path(root, s).is_file() for s in src.counts)
+        if not missing or cache_only:
             continue
         if download and not src.manual:
             ensure_verified(src, root, download=True)

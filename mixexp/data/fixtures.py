@@ -196,6 +196,24 @@ def write_objectnet(folder: Path) -> Dict[str, Any]:
     return {"counts": {"test": 5}, "num_classes": 2, "num_ids": 3}
 
 
+def write_imagenet_v2(folder: Path) -> Dict[str, Any]:
+    """``imagenetv2-matched-frequency-format-val/<class id>/``: 2 images for each class of the ImageNet fixture."""
+    for k in range(len(IMAGENET_WNIDS)):
+        for i in range(2):
+            _jpeg(folder / "imagenetv2-matched-frequency-format-val" / str(k) / f"{k}{i}.jpeg",
+                  _solid(45, 38 + 5 * i, (60 * k, 80, 120)))
+    return {"counts": {"test": 2 * len(IMAGENET_WNIDS)}, "num_classes": len(IMAGENET_WNIDS)}
+
+
+def write_imagenet_c(folder: Path) -> Dict[str, Any]:
+    """``<corruption>/<severity>/<wnid>/``: one 24 px image per class; severity ``s`` is filled with ``40 * s``."""
+    for corruption in CORRUPTIONS:
+        for s in range(1, 6):
+            for k, wnid in enumerate(IMAGENET_WNIDS):
+                _jpeg(folder / corruption / str(s) / wnid / f"ILSVRC2012_val_{k:08d}.JPEG", _solid(24, 24, (40 * s, 60 * k, 0)))
+    return {"counts": {c: 5 * len(IMAGENET_WNIDS) for c in CORRUPTIONS}, "num_classes": len(IMAGENET_WNIDS)}
+
+
 # ------------------------------------------------------------------------------------------ tree
 
 
@@ -214,6 +232,8 @@ def write_tree(root: Path, manual_elsewhere: Path = None) -> Dict[str, Dict[str,
         "cifar10_1": write_cifar10_1(root / "cifar10_1"),
         "cifar10_2": write_cifar10_2(root / "cifar10_2"),
         "lsun_crop": write_lsun(root / "lsun_crop"),
+        "imagenet_v2": write_imagenet_v2(root / "imagenet_v2"),
+        "imagenet_c": write_imagenet_c(root / "imagenet_c"),
     }
     manual = Path(manual_elsewhere) if manual_elsewhere else root
     out["imagenet"] = write_imagenet(manual / "imagenet")

@@ -5,7 +5,8 @@ the interface of :class:`~mixexp.data.loader.DeviceLoader`: iterate for (normali
 labels) on the device, ``len()`` batches, ``num_examples``. Workers decode and crop to uint8 tensors, the
 main process pins them and copies them without blocking, and normalisation runs on the device.
 
-Train: RandomResizedCrop(size) (+ horizontal flip). Test: Resize(size * 256/224) + CenterCrop(size).
+Train: RandomResizedCrop(size) (+ horizontal flip). Test: Resize(size * 256/224) + CenterCrop(size), or,
+for sets released as centre crops already (ImageNet-C, ``recrop=False``), Resize to size x size only.
 ObjectNet images first lose their ``border`` pixels on every side.
 """
 
@@ -60,6 +61,8 @@ class FolderSet:
     size: int = 224  # side of the square images the loader yields
     resize_size: int = 256  # test-time resize before the centre crop
     border: int = 0  # pixels cut from every side first (ObjectNet: 1)
+    # False: the files are centre crops already (ImageNet-C: 224 x 224); the test view only resizes them
+    recrop: bool = True
     num_workers: int = 8
     # ObjectNet: the ImageNet class ids that count as correct for each of ``classes``
     class_ids: Optional[List[List[int]]] = field(default=None)
@@ -87,6 +90,10 @@ class FolderSet:
     def with_workers(self, num_workers: int) -> "FolderSet":
         return dataclasses.replace(self, num_workers=int(num_workers))
 
+    def rows(self, start: int, stop: int) -> "FolderSet":
+        """Files ``start .. stop - 1`` of the index."""
+        return dataclasses.replace(self, files=self.files[start:stop], labels=self.labels[start:stop])
+
     def path(self, i: int) -> str:
         return os.path.join(self.root, self.files[i])
 
@@ -102,8 +109,10 @@ class _Decoded(torch.utils.data.Dataset):
             steps = [v2.RandomResizedCrop(data.size, antialias=True)]
             if flip:
                 steps.append(v2.RandomHorizontalFlip())
-        else:
+        elif data.recrop:
             steps = [v2.Resize(data.resize_size, antialias=True), v2.CenterCrop(data.size)]
+        else:
+            steps = [v2.Resize([data.size, data.size], antialias=True)]
         self.transform = v2.Compose(steps)
 
     def __len__(self) -> int:

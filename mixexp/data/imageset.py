@@ -27,6 +27,10 @@ class ImageSet:
         """(C, H, W) of one image."""
         return tuple(self.images.shape[1:])
 
+    def rows(self, start: int, stop: int) -> "ImageSet":
+        """Examples ``start .. stop - 1`` (a view, no copy)."""
+        return ImageSet(self.images[start:stop], self.labels[start:stop])
+
     def to(self, device) -> "ImageSet":
         return ImageSet(self.images.to(device), self.labels.to(device))
 

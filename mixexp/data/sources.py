@@ -1,10 +1,10 @@
 """Every released dataset the three papers use: where it is published, its checksums, how to read it.
 
 Readers turn the publisher's files into :class:`ImageSet` (uint8 (N, C, H, W), int64 labels) at the
-released resolution, or, for ImageNet and ObjectNet, into a :class:`FolderSet` file index. Checksums
-are the publishers' (torchvision's tables for CIFAR, MNIST, Fashion-MNIST and SVHN; Zenodo's for the
-CIFAR-C archives). ``SOURCES[name]`` fields are plain data, so tests swap in the checksums and counts of
-their tiny fixtures.
+released resolution, or, for ImageNet, ObjectNet, ImageNetV2 and ImageNet-C, into a :class:`FolderSet`
+file index. Checksums are the publishers' (torchvision's tables for CIFAR, MNIST, Fashion-MNIST and SVHN;
+Zenodo's for the CIFAR-C and ImageNet-C archives; tensorflow_datasets' for ImageNetV2). ``SOURCES[name]``
+fields are plain data, so tests swap in the checksums and counts of their tiny fixtures.
 """
 
 from __future__ import annotations
@@ -513,6 +513,17 @@ class _IndexedFolders(Source):
         return None
 
 
+def index_class_folders(d: Path, prefix: str = "") -> Tuple[List[str], List[int], List[str]]:
+    """(files as ``prefix + <wnid>/<name>``, labels, wnids) of ``d/<wnid>/*``: label = index in sorted wnids."""
+    classes = class_folders(d)
+    files, labels = [], []
+    for label, wnid in enumerate(classes):
+        names = list_images(d / wnid)
+        files.extend(f"{prefix}{wnid}/{n}" for n in names)
+        labels.extend([label] * len(names))
+    return files, labels, classes
+
+
 @dataclass
 class ImageNetFolders(_IndexedFolders):
     """ILSVRC-2012 as class folders: ``train/<wnid>/*.JPEG`` and ``val/<wnid>/*.JPEG`` (val sorted into
@@ -521,14 +532,7 @@ class ImageNetFolders(_IndexedFolders):
     split_dirs: Dict[str, str] = field(default_factory=lambda: {"train": "train", "val": "val"})
 
     def _index(self, folder: Path, split: str) -> Tuple[List[str], List[int], List[str]]:
-        d = folder / self.split_dirs[split]
-        classes = class_folders(d)
-        files, labels = [], []
-        for label, wnid in enumerate(classes):
-            names = list_images(d / wnid)
-            files.extend(f"{wnid}/{n}" for n in names)
-            labels.extend([label] * len(names))
-        return files, labels, classes
+        return index_class_folders(folder / self.split_dirs[split])
 
     def validate(self, folder: Path) -> Dict[str, Any]:
         counts, classes = {}, {}
@@ -671,4 +675,126 @@ register_source(ObjectNetFolders(
     counts={"test": None}, num_classes=113, image_shape=None, manual=True,
     expect="objectnet-1.0/images/<class folder>/*.png and objectnet-1.0/mappings/{" + ",".join(OBJECTNET_MAPPINGS) + "}",
     manual_help="ObjectNet is distributed (password-protected zip) from objectnet.dev after accepting its licence; unzip it.",
+))
+
+
+# ------------------------------------------------------------------------------------------ ImageNetV2 / ImageNet-C
+
+
+@dataclass
+class ImageNetV2Folders(_IndexedFolders):
+    """ImageNetV2 (Recht et al. 2019), one variant: ``imagenetv2-<variant>-format-val/<class id>/*.jpeg``, 10 new
+    test images per ImageNet class. A folder's name is its class's index in ImageNet's sorted-wnid order (the
+    output order of an ImageNet model), so labels come from the number, never from the folders' text order
+    (in which "10" comes before "2")."""
+
+    base: str = "imagenetv2-matched-frequency-format-val"
+
+    def _index(self, folder: Path) -> Tuple[List[str], List[int]]:
+        d = folder / self.base
+        names = class_folders(d)
+        bad = [n for n in names if not n.isdigit() or int(n) >= self.num_classes]
+        if bad:
+            raise DataError(f"{d} holds the folder {bad[0]!r}: ImageNetV2's class folders are named 0..{self.num_classes - 1}")
+        files, labels = [], []
+        for cid in sorted(names, key=int):
+            images = list_images(d / cid)
+            files.extend(f"{cid}/{n}" for n in images)
+            labels.extend([int(cid)] * len(images))
+        if len(names) != self.num_classes:
+            raise DataError(f"{d} has {len(names)} class folders, expected {self.num_classes} (0..{self.num_classes - 1})")
+        return files, labels
+
+    def validate(self, folder: Path) -> Dict[str, Any]:
+        files, _ = self._index(folder)
+        want = self.counts["test"]
+        if want is not None and len(files) != want:
+            raise DataError(f"{folder / self.base} holds {len(files)} images, expected {want} (incomplete unpacking?)")
+        return {"counts": {"test": len(files)}}
+
+    def _set(self, folder: Path, files: List[str], labels) -> FolderSet:
+        return FolderSet(str(folder / self.base), files, labels, [str(i) for i in range(self.num_classes)])
+
+    def read(self, folder: Path, split: str) -> FolderSet:
+        files, labels = self._index(folder)
+        return self._set(folder, files, torch.tensor(labels, dtype=torch.int64))
+
+    def from_payload(self, payload: Dict[str, Any], root: Path, split: str) -> FolderSet:
+        return self._set(self.folder(root), payload["files"], payload["labels"])
+
+
+_V2_SHA = "sha256:f0c37fdf925916b19ea1323cd9a2208cdb6959ba2c32eef2a7fc393835c9ca7c"  # tensorflow_datasets' checksums.tsv
+register_source(ImageNetV2Folders(
+    name="imagenet_v2", title="ImageNetV2 matched-frequency (10,000 new ImageNet test images)", use="shift",
+    files={"imagenetv2-matched-frequency-format-val/": None}, counts={"test": 10000}, num_classes=1000,
+    image_shape=None, local_copy=True,
+    expect="imagenetv2-matched-frequency-format-val/<0..999>/*.jpeg (unpacked imagenetv2-matched-frequency.tar.gz)",
+    remotes=[Remote(["https://huggingface.co/datasets/vaishaal/ImageNetV2/resolve/main/imagenetv2-matched-frequency.tar.gz"],
+                    "imagenetv2-matched-frequency.tar.gz", _V2_SHA, extract=True)],
+))
+
+
+@dataclass
+class ImageNetCFolders(_IndexedFolders):
+    """ImageNet-C (Hendrycks & Dietterich 2019): ``<corruption>/<severity>/<wnid>/*.JPEG``, the 50,000 ImageNet
+    validation images resized to 256, centre-cropped to 224 x 224 and corrupted. A split is one corruption: its
+    severities 1..5 in order, the same number of files each; labels are the wnid's index in sorted order, as
+    ImageNet's. The files are centre crops already (``FolderSet.recrop=False``)."""
+
+    severities: int = 5
+
+    def _severity(self, folder: Path, corruption: str, s: int) -> Tuple[List[str], List[int], List[str]]:
+        d = folder / corruption / str(s)
+        files, labels, wnids = index_class_folders(d, prefix=f"{s}/")
+        if len(wnids) != self.num_classes:
+            raise DataError(f"{d} has {len(wnids)} class folders, expected {self.num_classes} (<wnid>/ folders of images)")
+        return files, labels, wnids
+
+    def _index(self, folder: Path, corruption: str) -> Tuple[List[str], List[int], List[str]]:
+        files, labels, per, classes = [], [], [], None
+        for s in range(1, self.severities + 1):
+            f, y, wnids = self._severity(folder, corruption, s)
+            if classes is not None and wnids != classes:
+                raise DataError(f"{folder / corruption / str(s)} has other class folders than {folder / corruption / '1'}")
+            classes = wnids
+            files += f
+            labels += y
+            per.append(len(f))
+        if len(set(per)) != 1:
+            raise DataError(f"{folder / corruption}: severities 1..{self.severities} hold {per} images, expected the same number in each")
+        return files, labels, classes
+
+    def validate(self, folder: Path) -> Dict[str, Any]:
+        counts = {}
+        for corruption, want in self.counts.items():
+            counts[corruption] = len(self._index(folder, corruption)[0])
+            if want is not None and counts[corruption] != want:
+                raise DataError(f"{folder / corruption} holds {counts[corruption]} images, expected {want} "
+                                f"({self.severities} severities; incomplete unpacking?)")
+        return {"counts": counts}
+
+    def read(self, folder: Path, split: str) -> FolderSet:
+        files, labels, classes = self._index(folder, split)
+        return FolderSet(str(folder / split), files, torch.tensor(labels, dtype=torch.int64), classes, recrop=False)
+
+    def from_payload(self, payload: Dict[str, Any], root: Path, split: str) -> FolderSet:
+        return FolderSet(str(self.folder(root) / split), payload["files"], payload["labels"], payload["classes"],
+                         recrop=False)
+
+
+# The four archives of the 15 benchmark corruptions (``extra.tar``, the 4 held-out ones, is not used); Zenodo's md5s.
+_IMAGENET_C_TARS = {"noise": "e80562d7f6c3f8834afb1ecf27252745", "blur": "2d8e81fdd8e07fef67b9334fa635e45c",
+                    "weather": "33ffea4db4d93fe4a428c40a6ce0c25d", "digital": "89157860d7b10d5797849337ca2e5c03"}
+IMAGENET_C_ARCHIVES = {"noise": CORRUPTIONS[:3], "blur": CORRUPTIONS[3:7], "weather": CORRUPTIONS[7:11],
+                       "digital": CORRUPTIONS[11:]}  # what each archive unpacks to
+register_source(ImageNetCFolders(
+    name="imagenet_c", title="ImageNet-C: 15 corruptions x 5 severities of the ImageNet validation set", use="shift",
+    files={f"{c}/": None for c in CORRUPTIONS}, counts={c: 250000 for c in CORRUPTIONS}, num_classes=1000,
+    image_shape=None, local_copy=True,
+    expect="<corruption>/<1..5>/<wnid>/*.JPEG for the 15 benchmark corruptions (unpacked noise.tar, blur.tar, "
+           "weather.tar, digital.tar)",
+    remotes=[Remote([f"https://zenodo.org/records/2235448/files/{t}.tar?download=1",
+                     f"https://zenodo.org/record/2235448/files/{t}.tar"], f"{t}.tar", f"md5:{md5}", extract=True,
+                    provides=[f"{c}/" for c in IMAGENET_C_ARCHIVES[t]])
+             for t, md5 in _IMAGENET_C_TARS.items()],
 ))

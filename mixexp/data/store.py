@@ -266,6 +266,9 @@ class Remote:
     filename: str
     checksum: Optional[str]  # "md5:<hex>" / "sha256:<hex>"; None: not pinned (the files inside are checked)
     extract: bool = False
+    # what the archive unpacks to (relative to the dataset folder): when all of it is there, an archive deleted
+    # after unpacking is not fetched again (ImageNet-C's four archives, when a later one failed)
+    provides: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -286,6 +289,13 @@ class Source:
     cached: bool = True  # False: the released files are read directly every time (CIFAR-C's .npy blocks)
     manual: bool = False  # ImageNet/ObjectNet: not downloadable; ``prepare --source DIR`` records a folder
     manual_help: str = ""
+    # downloadable, yet large enough that a copy you already have may be used: ``prepare --source DIR``
+    local_copy: bool = False
+
+    @property
+    def takes_source(self) -> bool:
+        """Whether ``prepare --source DIR`` may point this dataset at a folder of yours."""
+        return self.manual or self.local_copy
 
     # -- where
 
@@ -295,7 +305,7 @@ class Source:
     def folder(self, root: Path) -> Path:
         """Where the released files are: ``<root>/<name>``, or the folder ``prepare --source`` recorded."""
         pointer = self.home(root) / POINTER
-        if self.manual and pointer.is_file():
+        if self.takes_source and pointer.is_file():
             try:
                 return Path(json.loads(pointer.read_text())["root"])
             except (ValueError, KeyError, OSError):
@@ -367,14 +377,22 @@ def get_source(name: str) -> Source:
 # ------------------------------------------------------------------------------------------ messages
 
 
+def cmd_source(src: Source, root: Path) -> str:
+    return prepare_command(src.name, root, True)
+
+
 def missing_message(src: Source, root: Path, folder: Path, missing: List[str]) -> str:
     what = "not found" if len(missing) == len(src.files) else f"incomplete (missing {', '.join(missing)})"
     cmd = prepare_command(src.name, root, src.manual)
     if src.manual:
         return (f"dataset {src.name} is {what} in {folder}: expected {src.expect}; {src.manual_help} "
                 f"Point mixexp-data at your copy: {cmd}")
+    if folder != src.home(root):  # a copy recorded by ``prepare --source``: never replaced by a download
+        return (f"dataset {src.name} is {what} in {folder}, the copy recorded in {src.home(root) / POINTER}: expected "
+                f"{src.expect}; point at a complete copy: {cmd_source(src, root)}, or delete that file to download it")
+    copy = f", or use a copy you have: {cmd_source(src, root)}" if src.local_copy else ""
     return (f"dataset {src.name} is {what} in {folder}: expected {src.expect}; "
-            f"run: {cmd} (or pass dataset.download=true)")
+            f"run: {cmd} (or pass dataset.download=true{copy})")
 
 
 # ------------------------------------------------------------------------------------------ verification
@@ -432,7 +450,7 @@ def ensure_verified(src: Source, root: Path, *, download: bool = False, progress
         return stamp
     folder = src.folder(root)
     missing = src.missing(folder)
-    if missing and download and not src.manual:
+    if missing and download and not src.manual and folder == src.home(root):  # not into a copy of yours
         fetch(src, root, progress=progress)
     elif missing:
         raise MissingDataError(missing_message(src, root, folder, missing))
@@ -552,6 +570,9 @@ def fetch(src: Source, root: Path, *, progress: bool = True, keep_archives: bool
     home.mkdir(parents=True, exist_ok=True)
     for remote in src.remotes:
         target = home / remote.filename
+        if remote.extract and remote.provides and all((home / p).exists() for p in remote.provides):
+            log.info("%s: already unpacked", remote.filename)
+            continue
         for stale in home.glob(f".{remote.filename}.*.part"):  # left by a process that was killed mid-download
             stale.unlink()
         if remote.checksum is not None and matches(target, remote.checksum):
@@ -584,9 +605,10 @@ def prepare(name: str, data_dir, *, source=None, progress: bool = True, keep_arc
     """Make ``name`` ready: fetch or locate, verify, convert every split once. Returns a one-line summary."""
     src = get_source(name)
     root = resolve_root(data_dir)
-    if source is not None and not src.manual:
-        raise ConfigError(f"--source is only for datasets that cannot be downloaded (imagenet, objectnet), not {name}")
-    if src.manual:
+    if source is not None and not src.takes_source:
+        allowed = ", ".join(n for n, s in SOURCES.items() if s.takes_source)
+        raise ConfigError(f"--source is only for {allowed} (datasets you may already have a copy of), not {name}")
+    if src.manual or source is not None or src.folder(root) != src.home(root):  # yours: checked, never fetched
         if source is not None:
             set_manual_source(src, root, source)
         folder = src.folder(root)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mixexp.data.evalsets import CORRUPTIONS, EVAL_SETS, SEVERITIES
+from mixexp.data.evalsets import CORRUPTIONS, EVAL_SETS, IMAGENET_C_CROPS, SEVERITIES
 from mixexp.errors import one_of, require
 
 
@@ -18,5 +18,6 @@ def check_eval(cfg) -> None:
             list(ev.severities), "use severities from 1..5")
     for name in ev.corruptions:
         one_of("eval.corruptions", name, CORRUPTIONS)
+    one_of("eval.imagenet_c_crop", ev.imagenet_c_crop, IMAGENET_C_CROPS)
     require(not ev.rescaled or cfg.mixer.name == "mixup", "eval.rescaled", ev.rescaled,
             f"needs a mixup-trained run (mixer=mixup), not mixer={cfg.mixer.name}")

@@ -2,7 +2,9 @@
 
 - ``test_acc``, ``test_error`` (percent), ``test_nll`` (nats), ``test_ece`` (15 bins): the clean test set;
 - ``<set>_acc`` for a shift set (``cifar10_c_acc``: mean over the corruptions x severities evaluated;
-  ``cifar10_1_acc``, ``cifar10_2_acc``); ``objectnet_top1`` (predictions restricted to its ImageNet ids);
+  ``cifar10_1_acc``, ``cifar10_2_acc``); ``<set>_top1`` for the ImageNet ones: ``objectnet_top1``
+  (predictions restricted to its ImageNet ids), ``imagenet_v2_top1``, ``imagenet_c_top1`` (mean over the
+  corruptions x severities evaluated);
 - ``ood_<set>_auroc``: AUROC of the maximum softmax probability, the in-distribution test set positive;
 - the same with the ``rescaled_`` prefix when the run is evaluated with test-time rescaling.
 """
@@ -16,9 +18,13 @@ SETTINGS_KEY = "eval_settings"
 CLEAN_KEYS = {"accuracy": "test_acc", "top1": "test_acc", "error": "test_error", "nll": "test_nll", "ece": "test_ece"}
 
 
+# shift sets labelled with ImageNet's classes: their accuracy is "top-1", as the ImageNet papers print it
+TOP1_SETS = ("objectnet", "imagenet_v2", "imagenet_c")
+
+
 def shift_key(name: str, prefix: str = "") -> str:
-    """The key of a distribution-shift set's accuracy (ObjectNet reports top-1 over its shared classes)."""
-    return f"{prefix}{name}_{'top1' if name == 'objectnet' else 'acc'}"
+    """The key of a distribution-shift set's accuracy."""
+    return f"{prefix}{name}_{'top1' if name in TOP1_SETS else 'acc'}"
 
 
 def ood_key(name: str, prefix: str = "") -> str:

@@ -66,7 +66,7 @@ def evaluate_sets(model, ctx: EvalContext, names: Iterable[str], rescaling: Opti
         for sub, data in iter_eval_set(
             name, cfg.paths.data_dir, size=size, channels=channels, severities=list(cfg.eval.severities),
             corruptions=list(cfg.eval.corruptions), download=bool(cfg.dataset.get("download", False)),
-            num_workers=int(cfg.dataset.get("num_workers", 0)),
+            num_workers=int(cfg.dataset.get("num_workers", 0)), imagenet_c_crop=str(cfg.eval.get("imagenet_c_crop", "none")),
         ):
             loader = build_loader(data, cfg.trainer.eval_batch_size, device=ctx.device, mean=ctx.mean, std=ctx.std,
                                   train=False)
@@ -95,17 +95,22 @@ def breakdown(results: SetResults, prefix: str = "") -> Dict[str, Dict[str, floa
             for name, parts in results.items() if EVAL_SETS[name].kind != "ood"}
 
 
-def corruption_settings(eval_cfg) -> Dict[str, list]:
-    return {"severities": list(eval_cfg.severities), "corruptions": list(eval_cfg.corruptions)}
+def corruption_settings(eval_cfg, name: str) -> Dict[str, Any]:
+    """What a corruption set's result depends on besides the model: severities, corruptions (and, for
+    ImageNet-C, whether its files are centre-cropped again)."""
+    out: Dict[str, Any] = {"severities": list(eval_cfg.severities), "corruptions": list(eval_cfg.corruptions)}
+    if name == "imagenet_c":
+        out["crop"] = str(eval_cfg.get("imagenet_c_crop", "none"))
+    return out
 
 
-def missing_sets(names: Iterable[str], existing: Dict[str, Any], prefixes: Iterable[str], settings=None) -> List[str]:
+def missing_sets(names: Iterable[str], existing: Dict[str, Any], prefixes: Iterable[str], eval_cfg=None) -> List[str]:
     """The sets whose keys (for every prefix) are not all in ``existing`` yet, and the corruption sets
-    whose result was computed with other ``settings`` (severities, corruptions)."""
+    whose result was computed with other settings than ``eval_cfg``'s (:func:`corruption_settings`)."""
     done = existing.get(keys.SETTINGS_KEY, {})
 
     def stale(name: str) -> bool:
-        return settings is not None and name.endswith("_c") and done.get(name) != settings
+        return eval_cfg is not None and name.endswith("_c") and done.get(name) != corruption_settings(eval_cfg, name)
 
     return [n for n in dict.fromkeys(names) if stale(n) or any(set_key(n, p) not in existing for p in prefixes)]
 
@@ -131,12 +136,11 @@ def evaluate_model(model, ctx: EvalContext, test_loader, rescaling: Optional[Res
         in_scores[keys.RESCALED] = max_softmax(rescaled)
     metrics.update(existing)
     ev = ctx.cfg.eval
-    settings = corruption_settings(ev)
-    todo = missing_sets([*ev.shift, *ev.ood], existing, in_scores, settings) if distributed.is_main() else []
+    todo = missing_sets([*ev.shift, *ev.ood], existing, in_scores, ev) if distributed.is_main() else []
     parts: Dict[str, Any] = {}
     if todo:
         metrics[keys.SETTINGS_KEY] = {**existing.get(keys.SETTINGS_KEY, {}),
-                                      **{n: settings for n in todo if n.endswith("_c")}}
+                                      **{n: corruption_settings(ev, n) for n in todo if n.endswith("_c")}}
     for prefix in in_scores if todo else ():
         results = evaluate_sets(model, ctx, todo, rescaling if prefix else None)
         metrics.update(set_metrics(results, in_scores[prefix], prefix))
