@@ -32,7 +32,7 @@ from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 
-from mixexp.errors import ConfigError
+from mixexp.errors import ConfigError, one_of
 from mixexp.data.folder import FolderSet
 from mixexp.data.imageset import ImageSet
 from mixexp.data.sources import CORRUPTIONS, ObjectNetMapping
@@ -97,8 +97,7 @@ def iter_eval_set(
     if name not in EVAL_SETS:
         raise ConfigError(f"eval set {name!r} is not known: choose one of {', '.join(sorted(EVAL_SETS))}")
     spec = EVAL_SETS[name]
-    if imagenet_c_crop not in IMAGENET_C_CROPS:
-        raise ConfigError(f"eval.imagenet_c_crop={imagenet_c_crop!r} is not allowed: choose one of {', '.join(IMAGENET_C_CROPS)}")
+    one_of("eval.imagenet_c_crop", imagenet_c_crop, IMAGENET_C_CROPS)
     if spec.splits == CORRUPTIONS:
         chosen = list(corruptions) or list(CORRUPTIONS)
         bad = [c for c in chosen if c not in CORRUPTIONS]

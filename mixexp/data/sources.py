@@ -782,11 +782,12 @@ class ImageNetCFolders(_IndexedFolders):
                          recrop=False)
 
 
-# The four archives of the 15 benchmark corruptions (``extra.tar``, the 4 held-out ones, is not used); Zenodo's md5s.
-_IMAGENET_C_TARS = {"noise": "e80562d7f6c3f8834afb1ecf27252745", "blur": "2d8e81fdd8e07fef67b9334fa635e45c",
-                    "weather": "33ffea4db4d93fe4a428c40a6ce0c25d", "digital": "89157860d7b10d5797849337ca2e5c03"}
-IMAGENET_C_ARCHIVES = {"noise": CORRUPTIONS[:3], "blur": CORRUPTIONS[3:7], "weather": CORRUPTIONS[7:11],
-                       "digital": CORRUPTIONS[11:]}  # what each archive unpacks to
+# The four archives of the 15 benchmark corruptions (``extra.tar``, the 4 held-out ones, is not used): Zenodo's
+# md5 and the corruption folders each unpacks to.
+_IMAGENET_C_TARS = {"noise": ("e80562d7f6c3f8834afb1ecf27252745", CORRUPTIONS[:3]),
+                    "blur": ("2d8e81fdd8e07fef67b9334fa635e45c", CORRUPTIONS[3:7]),
+                    "weather": ("33ffea4db4d93fe4a428c40a6ce0c25d", CORRUPTIONS[7:11]),
+                    "digital": ("89157860d7b10d5797849337ca2e5c03", CORRUPTIONS[11:])}
 register_source(ImageNetCFolders(
     name="imagenet_c", title="ImageNet-C: 15 corruptions x 5 severities of the ImageNet validation set", use="shift",
     files={f"{c}/": None for c in CORRUPTIONS}, counts={c: 250000 for c in CORRUPTIONS}, num_classes=1000,
@@ -795,6 +796,6 @@ register_source(ImageNetCFolders(
            "weather.tar, digital.tar)",
     remotes=[Remote([f"https://zenodo.org/records/2235448/files/{t}.tar?download=1",
                      f"https://zenodo.org/record/2235448/files/{t}.tar"], f"{t}.tar", f"md5:{md5}", extract=True,
-                    provides=[f"{c}/" for c in IMAGENET_C_ARCHIVES[t]])
-             for t, md5 in _IMAGENET_C_TARS.items()],
+                    provides=[f"{c}/" for c in corruptions])
+             for t, (md5, corruptions) in _IMAGENET_C_TARS.items()],
 ))

@@ -377,20 +377,17 @@ def get_source(name: str) -> Source:
 # ------------------------------------------------------------------------------------------ messages
 
 
-def cmd_source(src: Source, root: Path) -> str:
-    return prepare_command(src.name, root, True)
-
-
 def missing_message(src: Source, root: Path, folder: Path, missing: List[str]) -> str:
     what = "not found" if len(missing) == len(src.files) else f"incomplete (missing {', '.join(missing)})"
     cmd = prepare_command(src.name, root, src.manual)
     if src.manual:
         return (f"dataset {src.name} is {what} in {folder}: expected {src.expect}; {src.manual_help} "
                 f"Point mixexp-data at your copy: {cmd}")
+    yours = prepare_command(src.name, root, manual=True)
     if folder != src.home(root):  # a copy recorded by ``prepare --source``: never replaced by a download
         return (f"dataset {src.name} is {what} in {folder}, the copy recorded in {src.home(root) / POINTER}: expected "
-                f"{src.expect}; point at a complete copy: {cmd_source(src, root)}, or delete that file to download it")
-    copy = f", or use a copy you have: {cmd_source(src, root)}" if src.local_copy else ""
+                f"{src.expect}; point at a complete copy: {yours}, or delete that file to download it")
+    copy = f", or use a copy you have: {yours}" if src.local_copy else ""
     return (f"dataset {src.name} is {what} in {folder}: expected {src.expect}; "
             f"run: {cmd} (or pass dataset.download=true{copy})")
 
