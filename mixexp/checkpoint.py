@@ -5,6 +5,9 @@ the file names. So it is read with torch's restricted unpickler, which builds on
 containers (dict, list, tuple, str, numbers); the trainer stores everything in those forms (RNG states
 included, see :func:`mixexp.train_utils.rng_state`). A file that is refused, truncated, not a
 checkpoint, or lacks a key of the expected type ends as one :class:`ConfigError` line naming it.
+
+A finished run's checkpoint may drop the state that only further training needs
+(``trainer.final_checkpoint=weights``): :data:`RESUME_STATE` is then absent as a whole.
 """
 
 from __future__ import annotations
@@ -20,11 +23,23 @@ from mixexp.io import save_torch
 
 CHECKPOINT = "last.pt"
 # key -> the type(s) its value must have; what the trainer writes and reads back
-REQUIRED = {
-    "epoch": int, "model": dict, "method": dict, "optimizer": dict, "scheduler": dict, "rng": dict,
-    "history": list, "elapsed": (int, float),
-}
+REQUIRED = {"epoch": int, "model": dict, "method": dict, "history": list, "elapsed": (int, float)}
+# what only training further needs: all of it, or (a final checkpoint of trainer.final_checkpoint=weights) none
+RESUME_STATE = {"optimizer": dict, "scheduler": dict, "rng": dict}
 OPTIONAL = {"rescaling": (dict, type(None)), "records": dict}
+# trainer.final_checkpoint: what last.pt keeps after the last epoch
+FINAL_CHECKPOINTS = ("full", "weights")
+
+
+def final_state(state: Dict[str, Any], keep: str) -> Dict[str, Any]:
+    """A finished run's checkpoint ``state`` as ``trainer.final_checkpoint=keep`` stores it: ``full`` as it
+    is, ``weights`` without :data:`RESUME_STATE` (the optimiser's momentum alone is as large as the weights)."""
+    return state if keep == "full" else {k: v for k, v in state.items() if k not in RESUME_STATE}
+
+
+def can_train_further(state: Dict[str, Any]) -> bool:
+    """Whether a loaded checkpoint holds the optimiser, scheduler and RNG states that training needs."""
+    return all(k in state for k in RESUME_STATE)
 
 
 def save_checkpoint(path, state: Dict[str, Any]) -> None:
@@ -57,9 +72,10 @@ def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
         raise ConfigError(f"checkpoint {path} cannot be loaded: {_why_unreadable(e)}") from None
     if not isinstance(state, dict):
         raise ConfigError(f"checkpoint {path} cannot be loaded: it holds a {type(state).__name__}, not a dict")
-    for key, kind in {**REQUIRED, **OPTIONAL}.items():
+    resumable = any(k in state for k in RESUME_STATE)  # then all of it must be there
+    for key, kind in {**REQUIRED, **RESUME_STATE, **OPTIONAL}.items():
         if key not in state:
-            if key in REQUIRED:
+            if key in REQUIRED or (key in RESUME_STATE and resumable):
                 raise ConfigError(f"checkpoint {path} cannot be loaded: it lacks the key {key!r}")
             continue
         value = state[key]

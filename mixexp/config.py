@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from mixexp.checkpoint import FINAL_CHECKPOINTS
 from mixexp.errors import ConfigError, one_of, require
 from mixexp.data import DATASETS
 from mixexp.losses import LossConfig
@@ -112,6 +113,11 @@ class TrainerConfig:
     progress: str = "auto"
     # Save last.pt every epoch (atomically), so that resume=true can continue.
     checkpoint: bool = True
+    # What last.pt keeps once the last epoch is done. "full": also the optimiser, scheduler and RNG states,
+    # so that the run can be extended (trainer.epochs raised, where the schedule allows it). "weights": the
+    # weights, method state, rescaling statistics and history only: enough to evaluate it again and draw
+    # figures, about half the disk with SGD momentum (budget=smoke uses it).
+    final_checkpoint: str = "full"
     # CPU threads for torch (0 leaves torch's default).
     num_threads: int = 0
     # Stop a run after this many epochs in a row with a non-finite training loss (0: never), keeping the
@@ -240,6 +246,7 @@ def check_trainer(t) -> None:
     require(t.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", t.device) is not None,
             "trainer.device", t.device, "use auto, cpu, cuda or cuda:N")
     one_of("trainer.progress", t.progress, ("auto", "bar", "log"))
+    one_of("trainer.final_checkpoint", t.final_checkpoint, FINAL_CHECKPOINTS)
 
 
 def check_dataset(d) -> None:

@@ -12,6 +12,11 @@ Cost of one run, in GPU-seconds:
 n_final counts the evaluation sets run once after training (``eval.shift``/``eval.ood``: ImageNet-C's
 15 x 5 x 50,000 images for table rescaled-ub), twice under test-time rescaling.
 
+Disk of one run: its last.pt, 4 bytes per number of the model's state (parameters and buffers), plus
+one more per parameter for SGD's momentum unless ``trainer.final_checkpoint=weights`` drops it, plus a
+weights file per ``trainer.snapshot_epochs`` entry (pickle framing, history and a method's own state,
+such as LaMix's head, add under 1% for the models of the tables).
+
 M is the model's forward multiply-accumulates per image (counted with torch's FlopCounterMode on the
 meta device), an evaluation image costs a third of a training image (forward only), c_method is the
 method's step time relative to mixup. R_ref and c_method come from ``bench.json`` (``make bench`` on your
@@ -55,6 +60,7 @@ class PlannedRun:
     eval_images: int  # epochs * test-set size (evaluated every epoch) + the evaluation sets at the end
     gpu_hours: float
     finished: bool
+    checkpoint_bytes: int = 0  # what the run leaves on disk (last.pt, snapshots)
 
 
 @dataclass
@@ -66,7 +72,7 @@ class Throughput:
     source: str
 
     def images_per_s(self, macs: float, method: str) -> float:
-        rate = self.base_images_per_s * model_macs(PREACT18, 32, 3, 10) / macs
+        rate = self.base_images_per_s * model_cost(PREACT18, 32, 3, 10)[0] / macs
         return min(rate, MAX_IMAGES_PER_S) / self.method_ratio.get(_method_family(method), 1.0)
 
 
@@ -87,7 +93,7 @@ def load_throughput(bench: Optional[Path]) -> Throughput:
         ratios = {"mixup": 1.0, "erm": 1.0, **data.get("method_step_time_vs_mixup", {})}
         return Throughput(float(data["step_images_per_s"]["mixexp"]), ratios,
                           f"measured by make bench ({bench}, {data.get('device', 'unknown device')})")
-    base = REFERENCE["macs_per_s"] / model_macs(PREACT18, 32, 3, 10)
+    base = REFERENCE["macs_per_s"] / model_cost(PREACT18, 32, 3, 10)[0]
     return Throughput(base, dict(REFERENCE["method_step_time_vs_mixup"]), REFERENCE["source"])
 
 
@@ -96,9 +102,10 @@ PREACT18 = "name: preactresnet18\n"
 
 
 @functools.lru_cache(maxsize=None)
-def model_macs(model_yaml: str, size: int, channels: int, num_classes: int) -> float:
-    """Forward multiply-accumulates of one image (FlopCounterMode counts 2 flops per MAC) of the model whose
-    config node is ``model_yaml`` (a string, so that the result can be cached), built on the meta device."""
+def model_cost(model_yaml: str, size: int, channels: int, num_classes: int) -> Tuple[float, int, int]:
+    """(forward multiply-accumulates of one image, parameters, numbers in the state dict) of the model whose
+    config node is ``model_yaml`` (a string, so that the result can be cached), built on the meta device.
+    FlopCounterMode counts 2 flops per MAC."""
     import torch
     from omegaconf import OmegaConf
     from torch.utils.flop_counter import FlopCounterMode
@@ -107,10 +114,23 @@ def model_macs(model_yaml: str, size: int, channels: int, num_classes: int) -> f
 
     cfg = OmegaConf.create({"model": OmegaConf.to_container(OmegaConf.create(model_yaml))})
     with torch.device("meta"):
-        model = build_model(cfg, num_classes, channels, size)
+        model = build_model(cfg, num_classes, channels, size).eval()  # eval: BatchNorm takes 1 image at 1x1 px
         with FlopCounterMode(display=False) as counter:
             model(torch.empty(1, channels, size, size))
-    return counter.get_total_flops() / 2.0
+    params = sum(p.numel() for p in model.parameters())
+    state = sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
+    return counter.get_total_flops() / 2.0, params, state
+
+
+def checkpoint_bytes(cfg, params: int, state: int) -> int:
+    """Bytes a finished run of the composed ``cfg``, whose model has ``params`` parameters and ``state``
+    floating-point numbers in its state dict, leaves in checkpoints: last.pt (float32 state, SGD's momentum
+    unless ``trainer.final_checkpoint=weights``) and the weights of each snapshot epoch."""
+    if not cfg.trainer.checkpoint:
+        return 0
+    momentum = params if cfg.trainer.final_checkpoint == "full" and cfg.optim.momentum else 0
+    snapshots = sum(1 for e in cfg.trainer.snapshot_epochs if e <= cfg.trainer.epochs)
+    return 4 * (state + momentum + state * snapshots)
 
 
 def sweep_grid(params: Dict[str, str]) -> List[List[str]]:
@@ -164,17 +184,17 @@ def final_eval_images(cfg) -> int:
     return total * (2 if ev.rescaled else 1)
 
 
-def run_cost(cfg, method: str, throughput: Throughput) -> Tuple[int, int, float]:
-    """(training images, evaluated images, GPU-hours) of one run of a composed config."""
+def run_cost(cfg, method: str, throughput: Throughput) -> Tuple[int, int, float, int]:
+    """(training images, evaluated images, GPU-hours, checkpoint bytes) of one run of a composed config."""
     n_train, n_test, side, channels = dataset_size(cfg)
     num_classes = {"cifar100": 100, "tinyimagenet": 200, "imagenet": 1000}.get(cfg.dataset.name, 10)
     from omegaconf import OmegaConf
 
-    macs = model_macs(OmegaConf.to_yaml(cfg.model, resolve=True), side, channels, num_classes)
+    macs, params, state = model_cost(OmegaConf.to_yaml(cfg.model, resolve=True), side, channels, num_classes)
     epochs = int(cfg.trainer.epochs)
     train, evaluated = epochs * n_train, epochs * n_test + final_eval_images(cfg)
     seconds = (train + EVAL_COST * evaluated) / throughput.images_per_s(macs, method)
-    return train, evaluated, seconds / 3600.0
+    return train, evaluated, seconds / 3600.0, checkpoint_bytes(cfg, params, state)
 
 
 def plan_target(name: str, target, runs_root: Path, extra: Sequence[str], throughput: Throughput) -> List[PlannedRun]:
@@ -193,16 +213,17 @@ def plan_target(name: str, target, runs_root: Path, extra: Sequence[str], throug
         hydra_cfg = compose(config_name="config", overrides=base, return_hydra_config=True).hydra
         exclude = list(hydra_cfg.job.config.override_dirname.exclude_keys)
         runs: List[PlannedRun] = []
-        cost: Dict[Tuple[str, ...], Tuple[int, int, float, int]] = {}
+        cost: Dict[Tuple[str, ...], Tuple[int, int, float, int, int]] = {}
         for point in sweep_grid(dict(hydra_cfg.sweeper.params or {})):
             key = tuple(o for o in point if not o.startswith("seed="))
             if key not in cost:
                 cfg = compose(config_name="config", overrides=[*base, *point])
                 method = method_name(flatten(_container(cfg)))
                 cost[key] = (*run_cost(cfg, method, throughput), int(cfg.trainer.epochs))
-            train, evaluated, hours, epochs = cost[key]
+            train, evaluated, hours, disk, epochs = cost[key]
             folder = runs_root / target.runs / override_dirname([*point, *extra], exclude)
-            runs.append(PlannedRun(name, folder, epochs, train, evaluated, hours, (folder / "metrics.json").is_file()))
+            runs.append(PlannedRun(name, folder, epochs, train, evaluated, hours, (folder / "metrics.json").is_file(),
+                                   disk))
     return runs
 
 
@@ -214,7 +235,8 @@ def _container(cfg):
 
 def format_plan(plans: Dict[str, List[PlannedRun]], source: str) -> str:
     """A markdown table, one row per target and a total over the distinct runs (shared folders count once)."""
-    header = "| table | runs | finished | epochs | images | GPU-hours | GPU-hours left |\n|---|---|---|---|---|---|---|\n"
+    header = ("| table | runs | finished | epochs | images | GPU-hours | GPU-hours left | checkpoints GB |\n"
+              "|---|---|---|---|---|---|---|---|\n")
     lines, unique = [], {}
     for name, runs in plans.items():
         lines.append(_plan_row(name, runs))
@@ -223,7 +245,8 @@ def format_plan(plans: Dict[str, List[PlannedRun]], source: str) -> str:
     return (f"throughput: {source}\n\n" + header + "\n".join(lines) + "\n" + total.replace("| total", "| **total**")
             + "\n\nimages = epochs x (training images + test images evaluated each epoch) + the evaluation "
               "sets run after training (x2 with rescaling; ObjectNet not counted: its size is known once prepared); "
-              "GPU-hours left = the runs without metrics.json.\n")
+              "GPU-hours left = the runs without metrics.json; checkpoints = what the finished runs keep on disk "
+              "(last.pt and snapshots; trainer.final_checkpoint=weights halves it).\n")
 
 
 def _plan_row(name: str, runs: List[PlannedRun]) -> str:
@@ -231,5 +254,6 @@ def _plan_row(name: str, runs: List[PlannedRun]) -> str:
     images = sum(r.train_images + r.eval_images for r in runs)
     hours = sum(r.gpu_hours for r in runs)
     left = sum(r.gpu_hours for r in runs if not r.finished)
+    disk = sum(r.checkpoint_bytes for r in runs) / 1e9
     return (f"| {name} | {len(runs)} | {sum(r.finished for r in runs)} | {'/'.join(map(str, epochs))} | "
-            f"{images:,} | {hours:,.1f} | {left:,.1f} |")
+            f"{images:,} | {hours:,.1f} | {left:,.1f} | {disk:,.1f} |")

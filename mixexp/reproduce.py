@@ -7,7 +7,10 @@ plain report of the runs it selects. Targets that share runs share their folder:
 finished runs (no retraining; missing evaluation sets are added) and resumes the interrupted ones.
 
 ``--smoke`` runs the same grid with ``budget=smoke`` (one epoch, one seed) on a data root of tiny
-fixtures in every dataset's released format, into ``multirun/smoke`` and ``reports/smoke``.
+fixtures in every dataset's released format, into ``multirun/smoke`` and ``reports/smoke``. ``all``
+runs the targets of one folder one after another; with ``--smoke`` it then removes that folder's
+checkpoints (one-epoch weights of full-size models, some 10 GB over every table), keeping each run's
+config, metrics and history: a smoke grid's disk is one folder's at a time.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ TARGETS: Dict[str, Target] = {
 }
 
 
+def runs_folder(root: Path, smoke: bool) -> Path:
+    """Where the targets' runs folders go: ``root/multirun``, or ``root/multirun/smoke`` for ``--smoke``."""
+    return root / "multirun" / ("smoke" if smoke else "")
+
+
 def run(cmd: List[str], env: Dict[str, str]) -> None:
     print("+ " + " ".join(cmd), flush=True)
     result = subprocess.run(cmd, env=env)
@@ -67,8 +75,7 @@ def reproduce(name: str, smoke: bool, logger: str, extra: Sequence[str], root: P
     from mixexp.report import build_paper_report, build_report, folder_card, log_report_to_wandb
 
     target = TARGETS[name]
-    runs_root, reports = (root / "multirun" / "smoke", root / "reports" / "smoke") if smoke else \
-        (root / "multirun", root / "reports")
+    runs_root, reports = runs_folder(root, smoke), root / "reports" / ("smoke" if smoke else "")
     env = dict(os.environ)
     args = [f"experiment={target.experiment}", f"hydra.sweep.dir={runs_root / target.runs}"]
     if smoke:
@@ -117,12 +124,29 @@ def draw_figures(name: str, target: Target, folder: Path, reports: Path) -> List
     return written
 
 
+def run_order(names: Sequence[str]) -> List[str]:
+    """``names`` with the targets that share a runs folder next to each other, folders in order of first use."""
+    folders = list(dict.fromkeys(TARGETS[n].runs for n in names))
+    return sorted(names, key=lambda n: folders.index(TARGETS[n].runs))
+
+
+def remove_checkpoints(folder: Path) -> int:
+    """Delete the checkpoints (last.pt, snapshots/*.pt) of the runs below ``folder``; return the bytes freed."""
+    from mixexp.checkpoint import CHECKPOINT
+
+    freed = 0
+    for path in [*folder.rglob(CHECKPOINT), *folder.rglob("snapshots/*.pt")]:
+        freed += path.stat().st_size
+        path.unlink()
+    return freed
+
+
 def plan(names: Sequence[str], smoke: bool, extra: Sequence[str], root: Path, bench: Path) -> str:
     """Runs, finished runs, epochs, images and GPU-hours per target and in total, without training."""
     from mixexp.plan import format_plan, load_throughput, plan_target
 
     throughput = load_throughput(bench)
-    runs_root = root / "multirun" / ("smoke" if smoke else "")
+    runs_root = runs_folder(root, smoke)
     args = [*(["budget=smoke"] if smoke else []), *extra]
     return format_plan({n: plan_target(n, TARGETS[n], runs_root, args, throughput) for n in names},
                        throughput.source)
@@ -150,13 +174,18 @@ def cli(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_intermixed_args(argv)
     if args.target != "all" and args.target not in TARGETS:
         fail(f"target {args.target!r} is not allowed: choose one of all, {', '.join(TARGETS)}")
-    names = list(TARGETS) if args.target == "all" else [args.target]
+    names = run_order(TARGETS) if args.target == "all" else [args.target]
     if args.plan:
         print(plan(names, args.smoke, args.overrides, args.root, args.root / "bench.json"), end="")
         return
-    for name in names:
+    for i, name in enumerate(names):
         files = reproduce(name, args.smoke, args.logger, args.overrides, args.root)
         print("written: " + ", ".join(str(f) for f in files), flush=True)
+        runs = TARGETS[name].runs
+        if args.smoke and len(names) > 1 and all(TARGETS[n].runs != runs for n in names[i + 1:]):
+            folder = runs_folder(args.root, smoke=True) / runs
+            freed = remove_checkpoints(folder)
+            print(f"removed the checkpoints of {folder} ({freed / 1e9:.2f} GB): its tables are written", flush=True)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,8 @@ def remove_stale_temporaries(run_dir: Path) -> int:
 # after training. Any other key of a resumed run must equal the stored config.yaml's.
 FREE_KEYS = ("resume", "label", "trainer.stop_on_divergence", "paths.", "logger.", "eval.", "trainer.device", "trainer.progress",
              "trainer.num_threads", "trainer.compile", "trainer.eval_batch_size", "trainer.checkpoint",
-             "trainer.snapshot_epochs", "mixer.lamix_record_every", "dataset.num_workers", "dataset.download", "hydra")
+             "trainer.final_checkpoint", "trainer.snapshot_epochs", "mixer.lamix_record_every", "dataset.num_workers",
+             "dataset.download", "hydra")
 
 
 def _flat(node, prefix: str = "") -> dict:

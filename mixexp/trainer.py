@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from mixexp import distributed
 from mixexp.assemble import build_method, build_model, method_label
-from mixexp.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from mixexp.checkpoint import CHECKPOINT, can_train_further, final_state, load_checkpoint, save_checkpoint
 from mixexp.data import build_loader, load_dataset
 from mixexp.errors import ConfigError, Interrupted
 from mixexp.evaluation.metrics import accuracy_percent, classification_metrics, predict_logits
@@ -72,9 +72,14 @@ class Trainer:
         self.history: List[Dict[str, Any]] = []
         self.records: Dict[str, List[Dict[str, Any]]] = {}  # per-epoch summaries a method keeps, by file
         self.rescaling: Optional[Rescaling] = None  # test-time rescaling statistics (restored or computed)
+        self.weights_only_checkpoint: Optional[Path] = None  # a loaded last.pt without optimiser state
         if checkpoint.exists():
             self._load_checkpoint(checkpoint)
             log.info("resumed %s at epoch %d/%d", checkpoint, self.epoch, cfg.trainer.epochs)
+            if self.weights_only_checkpoint is not None and self.epoch < cfg.trainer.epochs:  # before config.yaml changes
+                raise ConfigError(f"{checkpoint} holds the final weights only (trained with trainer.final_checkpoint="
+                                  f"weights): the run can be evaluated again, not trained past its {self.epoch} epochs "
+                                  f"(trainer.epochs={cfg.trainer.epochs})")
         if cfg.eval.rescaled and self.rescaling is None:
             self.rescaling = self._rescaling_statistics(data)
         if self.dist.is_main:
@@ -159,12 +164,15 @@ class Trainer:
     def _load_checkpoint(self, path: Path) -> None:
         # to the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device
         state = load_checkpoint(path, map_location="cpu")
+        # a final checkpoint of trainer.final_checkpoint=weights: evaluated again, never trained further
+        self.weights_only_checkpoint = None if can_train_further(state) else path
         try:
             self.model.load_state_dict(state["model"])
             self.method.load_state_dict(state["method"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"])
+            if self.weights_only_checkpoint is None:
+                self.optimizer.load_state_dict(state["optimizer"])
+                self.scheduler.load_state_dict(state["scheduler"])
+                set_rng_state(state["rng"])
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConfigError(f"{path} cannot be resumed with this config: {first}") from None
@@ -277,7 +285,10 @@ class Trainer:
         if row["epoch"] in self.cfg.trainer.snapshot_epochs:
             save_torch(self.run_dir / "snapshots" / f"epoch_{row['epoch']:04d}.pt", self.model.state_dict())
         if self.cfg.trainer.checkpoint and checkpoint:  # a non-finite epoch keeps the last finite checkpoint
-            save_checkpoint(self.run_dir / CHECKPOINT, self._checkpoint_state())
+            state = self._checkpoint_state()
+            if self.epoch >= self.cfg.trainer.epochs:
+                state = final_state(state, self.cfg.trainer.final_checkpoint)
+            save_checkpoint(self.run_dir / CHECKPOINT, state)
         self.logger.log_epoch(row)
 
     # -------------------------------------------------------------------------------- evaluation
