@@ -22,6 +22,7 @@ from mixexp.errors import ConfigError
 from mixexp.io import save_torch
 
 CHECKPOINT = "last.pt"
+SNAPSHOTS = "snapshots"  # run_dir/snapshots/epoch_<N>.pt: the weights after each of trainer.snapshot_epochs
 # key -> the type(s) its value must have; what the trainer writes and reads back
 REQUIRED = {"epoch": int, "model": dict, "method": dict, "history": list, "elapsed": (int, float)}
 # what only training further needs: all of it, or (a final checkpoint of trainer.final_checkpoint=weights) none

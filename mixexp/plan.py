@@ -126,11 +126,10 @@ def checkpoint_bytes(cfg, params: int, state: int) -> int:
     """Bytes a finished run of the composed ``cfg``, whose model has ``params`` parameters and ``state``
     floating-point numbers in its state dict, leaves in checkpoints: last.pt (float32 state, SGD's momentum
     unless ``trainer.final_checkpoint=weights``) and the weights of each snapshot epoch."""
-    if not cfg.trainer.checkpoint:
-        return 0
     momentum = params if cfg.trainer.final_checkpoint == "full" and cfg.optim.momentum else 0
-    snapshots = sum(1 for e in cfg.trainer.snapshot_epochs if e <= cfg.trainer.epochs)
-    return 4 * (state + momentum + state * snapshots)
+    last = state + momentum if cfg.trainer.checkpoint else 0
+    snapshots = sum(1 for e in cfg.trainer.snapshot_epochs if e <= cfg.trainer.epochs)  # written either way
+    return 4 * (last + state * snapshots)
 
 
 def sweep_grid(params: Dict[str, str]) -> List[List[str]]:
@@ -245,8 +244,8 @@ def format_plan(plans: Dict[str, List[PlannedRun]], source: str) -> str:
     return (f"throughput: {source}\n\n" + header + "\n".join(lines) + "\n" + total.replace("| total", "| **total**")
             + "\n\nimages = epochs x (training images + test images evaluated each epoch) + the evaluation "
               "sets run after training (x2 with rescaling; ObjectNet not counted: its size is known once prepared); "
-              "GPU-hours left = the runs without metrics.json; checkpoints = what the finished runs keep on disk "
-              "(last.pt and snapshots; trainer.final_checkpoint=weights halves it).\n")
+              "GPU-hours left = the runs without metrics.json; checkpoints = what the runs keep on disk once "
+              "finished (last.pt and snapshots; trainer.final_checkpoint=weights halves it).\n")
 
 
 def _plan_row(name: str, runs: List[PlannedRun]) -> str:

@@ -58,9 +58,9 @@ TARGETS: Dict[str, Target] = {
 }
 
 
-def runs_folder(root: Path, smoke: bool) -> Path:
-    """Where the targets' runs folders go: ``root/multirun``, or ``root/multirun/smoke`` for ``--smoke``."""
-    return root / "multirun" / ("smoke" if smoke else "")
+def output_folder(root: Path, kind: str, smoke: bool) -> Path:
+    """``root/kind`` (kind: ``multirun`` for the runs folders, ``reports``), or ``root/kind/smoke`` for ``--smoke``."""
+    return root / kind / ("smoke" if smoke else "")
 
 
 def run(cmd: List[str], env: Dict[str, str]) -> None:
@@ -75,7 +75,7 @@ def reproduce(name: str, smoke: bool, logger: str, extra: Sequence[str], root: P
     from mixexp.report import build_paper_report, build_report, folder_card, log_report_to_wandb
 
     target = TARGETS[name]
-    runs_root, reports = runs_folder(root, smoke), root / "reports" / ("smoke" if smoke else "")
+    runs_root, reports = output_folder(root, "multirun", smoke), output_folder(root, "reports", smoke)
     env = dict(os.environ)
     args = [f"experiment={target.experiment}", f"hydra.sweep.dir={runs_root / target.runs}"]
     if smoke:
@@ -132,12 +132,15 @@ def run_order(names: Sequence[str]) -> List[str]:
 
 def remove_checkpoints(folder: Path) -> int:
     """Delete the checkpoints (last.pt, snapshots/*.pt) of the runs below ``folder``; return the bytes freed."""
-    from mixexp.checkpoint import CHECKPOINT
+    from mixexp.checkpoint import CHECKPOINT, SNAPSHOTS
 
     freed = 0
-    for path in [*folder.rglob(CHECKPOINT), *folder.rglob("snapshots/*.pt")]:
-        freed += path.stat().st_size
-        path.unlink()
+    for path in [*folder.rglob(CHECKPOINT), *folder.rglob(f"{SNAPSHOTS}/*.pt")]:
+        try:
+            freed += path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:  # gone meanwhile: nothing to free
+            pass
     return freed
 
 
@@ -146,7 +149,7 @@ def plan(names: Sequence[str], smoke: bool, extra: Sequence[str], root: Path, be
     from mixexp.plan import format_plan, load_throughput, plan_target
 
     throughput = load_throughput(bench)
-    runs_root = runs_folder(root, smoke)
+    runs_root = output_folder(root, "multirun", smoke)
     args = [*(["budget=smoke"] if smoke else []), *extra]
     return format_plan({n: plan_target(n, TARGETS[n], runs_root, args, throughput) for n in names},
                        throughput.source)
@@ -183,7 +186,7 @@ def cli(argv: Sequence[str] | None = None) -> None:
         print("written: " + ", ".join(str(f) for f in files), flush=True)
         runs = TARGETS[name].runs
         if args.smoke and len(names) > 1 and all(TARGETS[n].runs != runs for n in names[i + 1:]):
-            folder = runs_folder(args.root, smoke=True) / runs
+            folder = output_folder(args.root, "multirun", smoke=True) / runs
             freed = remove_checkpoints(folder)
             print(f"removed the checkpoints of {folder} ({freed / 1e9:.2f} GB): its tables are written", flush=True)
 

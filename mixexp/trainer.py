@@ -23,12 +23,12 @@ from omegaconf import OmegaConf
 
 from mixexp import distributed
 from mixexp.assemble import build_method, build_model, method_label
-from mixexp.checkpoint import CHECKPOINT, can_train_further, final_state, load_checkpoint, save_checkpoint
+from mixexp.checkpoint import CHECKPOINT, SNAPSHOTS, can_train_further, final_state, load_checkpoint, save_checkpoint
 from mixexp.data import build_loader, load_dataset
 from mixexp.errors import ConfigError, Interrupted
 from mixexp.evaluation.metrics import accuracy_percent, classification_metrics, predict_logits
 from mixexp.evaluation.rescaling import Rescaling
-from mixexp.evaluation.suite import EvalContext, evaluate_model
+from mixexp.evaluation.suite import EvalContext, evaluate_model, missing_results
 from mixexp.io import save_torch, write_csv, write_json, write_text
 from mixexp.loggers import NoLogger, build_logger
 from mixexp.losses import mixed_correct
@@ -42,6 +42,22 @@ log = logging.getLogger("mixexp")
 
 # Progress bars are redrawn this many times per epoch; each redraw reads the running loss (one sync).
 BAR_UPDATES = 20
+
+
+def finished_without_checkpoint(run_dir: Path, cfg) -> Dict[str, Any]:
+    """The metrics.json of a finished run that has no last.pt, when it already holds every result ``cfg`` asks
+    for; :class:`ConfigError` otherwise: without weights nothing can be added, and training it again here
+    would overwrite what it reported."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{run_dir / 'metrics.json'} cannot be read: {e}") from None
+    missing = missing_results(metrics, cfg.eval)
+    if missing:
+        raise ConfigError(f"{run_dir} finished without a checkpoint to evaluate again ({CHECKPOINT} is absent: "
+                          f"trainer.checkpoint=false, or removed), so it cannot add {', '.join(missing)}; train the "
+                          f"run again in another hydra.run.dir")
+    return metrics
 
 
 class Trainer:
@@ -73,16 +89,21 @@ class Trainer:
         self.records: Dict[str, List[Dict[str, Any]]] = {}  # per-epoch summaries a method keeps, by file
         self.rescaling: Optional[Rescaling] = None  # test-time rescaling statistics (restored or computed)
         self.weights_only_checkpoint: Optional[Path] = None  # a loaded last.pt without optimiser state
+        # metrics.json of a finished run whose last.pt is gone (trainer.checkpoint=false, or removed): kept as it is
+        self.finished_metrics: Optional[Dict[str, Any]] = None
+        # refusals come before config.yaml is written again
         if checkpoint.exists():
             self._load_checkpoint(checkpoint)
-            log.info("resumed %s at epoch %d/%d", checkpoint, self.epoch, cfg.trainer.epochs)
-            if self.weights_only_checkpoint is not None and self.epoch < cfg.trainer.epochs:  # before config.yaml changes
+            if self.weights_only_checkpoint is not None and self.epoch < cfg.trainer.epochs:
                 raise ConfigError(f"{checkpoint} holds the final weights only (trained with trainer.final_checkpoint="
                                   f"weights): the run can be evaluated again, not trained past its {self.epoch} epochs "
                                   f"(trainer.epochs={cfg.trainer.epochs})")
+            log.info("resumed %s at epoch %d/%d", checkpoint, self.epoch, cfg.trainer.epochs)
+        elif cfg.resume and (self.run_dir / "metrics.json").is_file():
+            self.finished_metrics = finished_without_checkpoint(self.run_dir, cfg)
         if cfg.eval.rescaled and self.rescaling is None:
             self.rescaling = self._rescaling_statistics(data)
-        if self.dist.is_main:
+        if self.dist.is_main and self.finished_metrics is None:  # a run kept as it is keeps its config.yaml too
             if not cfg.get("label"):
                 cfg.label = method_label(cfg)  # config.yaml always names the method
             write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
@@ -186,6 +207,9 @@ class Trainer:
     def fit(self, until_epoch: Optional[int] = None) -> Dict[str, Any]:
         """Train to ``trainer.epochs`` (or stop after ``until_epoch``) and return the final metrics."""
         self._session_start = time.perf_counter()
+        if self.finished_metrics is not None:
+            log.info("%s finished without a checkpoint to evaluate again; it holds every result asked for", self.run_dir)
+            return self.finished_metrics
         epochs = self.cfg.trainer.epochs
         stop = epochs if until_epoch is None else min(until_epoch, epochs)
         trained = self.epoch < stop
@@ -283,7 +307,7 @@ class Trainer:
             self.records.setdefault(name, []).append({"epoch": row["epoch"], **record})
             write_csv(self.run_dir / name, self.records[name])
         if row["epoch"] in self.cfg.trainer.snapshot_epochs:
-            save_torch(self.run_dir / "snapshots" / f"epoch_{row['epoch']:04d}.pt", self.model.state_dict())
+            save_torch(self.run_dir / SNAPSHOTS / f"epoch_{row['epoch']:04d}.pt", self.model.state_dict())
         if self.cfg.trainer.checkpoint and checkpoint:  # a non-finite epoch keeps the last finite checkpoint
             state = self._checkpoint_state()
             if self.epoch >= self.cfg.trainer.epochs:

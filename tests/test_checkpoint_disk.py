@@ -3,6 +3,8 @@ on disk, and `mixexp-reproduce all --smoke` holds one runs folder's checkpoints 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -27,8 +29,10 @@ def test_a_weights_only_final_checkpoint_is_evaluated_again_but_never_trained_fu
     state = load_checkpoint(run / "last.pt")
     assert state["epoch"] == 2 and not set(RESUME_STATE) & set(state)
     assert torch.equal(state["model"]["classifier.weight"], first.model.state_dict()["classifier.weight"])
-    again = trainer(run, "trainer.final_checkpoint=weights", "resume=true", "eval.rescaled=true").fit()
-    assert again["test_acc"] == metrics["test_acc"] and "rescaled_test_acc" in again  # same weights, a set added
+    again = trainer(run, "trainer.final_checkpoint=weights", "resume=true", "eval.rescaled=true")
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(again.model.state_dict()[name], value), name  # the final weights, restored
+    assert "rescaled_test_acc" in again.fit() and "rescaled_test_acc" not in metrics  # a result added
     config = (run / "config.yaml").read_bytes()
     with pytest.raises(ConfigError, match=r"last.pt holds the final weights only \(trained with "
                                           r"trainer.final_checkpoint=weights\): the run can be evaluated again, "
@@ -42,6 +46,20 @@ def test_a_full_final_checkpoint_keeps_what_training_further_needs(tmp_path):
     assert set(RESUME_STATE) <= set(load_checkpoint(tmp_path / "run" / "last.pt"))
     longer = trainer(tmp_path / "run", "resume=true", "trainer.epochs=3").fit()
     assert longer["epochs"] == 3
+
+
+def test_a_finished_run_whose_checkpoint_is_gone_is_kept_as_it_is_never_trained_again(tmp_path):
+    run = tmp_path / "run"
+    trainer(run).fit()
+    (run / "last.pt").unlink()  # trainer.checkpoint=false, or mixexp-reproduce all --smoke removed it
+    files = {name: (run / name).read_bytes() for name in ("metrics.json", "history.csv", "config.yaml")}
+    kept = trainer(run, "resume=true").fit()
+    assert kept == json.loads(files["metrics.json"])
+    with pytest.raises(ConfigError, match=r"run finished without a checkpoint to evaluate again \(last.pt is absent: "
+                                          r"trainer.checkpoint=false, or removed\), so it cannot add rescaled test; "
+                                          r"train the run again in another hydra.run.dir"):
+        trainer(run, "resume=true", "eval.rescaled=true")
+    assert {name: (run / name).read_bytes() for name in files} == files
 
 
 def test_an_unknown_final_checkpoint_is_refused_with_the_choices():
@@ -75,13 +93,13 @@ def test_reproduce_all_smoke_runs_a_folder_s_targets_together_then_removes_their
     order, present = [], {}
 
     def fake(name, smoke, logger, extra, root):  # a target's sweep: a checkpoint per table in its folder
-        folder = reproduce.runs_folder(root, smoke) / reproduce.TARGETS[name].runs
+        folder = reproduce.output_folder(root, "multirun", smoke) / reproduce.TARGETS[name].runs
         (folder / name / "snapshots").mkdir(parents=True, exist_ok=True)
         for path in (folder / name / "last.pt", folder / name / "snapshots" / "epoch_0001.pt"):
             path.write_bytes(b"x" * 1000)
         (folder / name / "metrics.json").write_text("{}")
         order.append(name)
-        present[name] = sorted(p.parent.name for p in reproduce.runs_folder(root, smoke).rglob("last.pt"))
+        present[name] = sorted(p.parent.name for p in reproduce.output_folder(root, "multirun", smoke).rglob("last.pt"))
         return []
 
     monkeypatch.setattr(reproduce, "reproduce", fake)
@@ -109,3 +127,15 @@ def test_model_cost_of_a_model_whose_last_feature_map_is_one_pixel():
     macs, params, state = model_cost("name: resnet50\nstem: imagenet\n", 32, 3, 10)
     assert params == 23_528_522 and state == params + 53_120  # + BatchNorm's running means and variances
     assert macs == pytest.approx(83_431_424)
+
+
+def test_final_checkpoint_does_not_name_run_folders(tmp_path):
+    # a table relaunched with trainer.final_checkpoint=weights finds the runs it already has
+    from mixexp.plan import REFERENCE, Throughput, plan_target
+    from mixexp.reproduce import Target
+
+    throughput = Throughput(1e9, REFERENCE["method_step_time_vs_mixup"], "test")
+    plain = plan_target("demo", Target("demo", "demo"), tmp_path, [], throughput)
+    weights = plan_target("demo", Target("demo", "demo"), tmp_path, ["trainer.final_checkpoint=weights"], throughput)
+    assert [r.folder for r in weights] == [r.folder for r in plain] and len(plain) == 9
+    assert all(w.checkpoint_bytes < p.checkpoint_bytes for w, p in zip(weights, plain))

@@ -58,7 +58,8 @@ def load_finished_run(run_dir: Path, overrides: Sequence[str] = ()) -> FinishedR
     cfg = load_run_config(run_dir, overrides)
     path = run_dir / CHECKPOINT
     if not path.is_file():
-        raise ConfigError(f"{run_dir} has no {CHECKPOINT}: it was trained with trainer.checkpoint=false or never started")
+        raise ConfigError(f"{run_dir} has no {CHECKPOINT}: it was trained with trainer.checkpoint=false, "
+                          "its checkpoint was removed, or it never started")
     state = load_checkpoint(path)
     if state["epoch"] < cfg.trainer.epochs:
         raise ConfigError(f"{run_dir} stopped at epoch {state['epoch']}/{cfg.trainer.epochs}: finish it first with "

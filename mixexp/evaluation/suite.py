@@ -115,6 +115,14 @@ def missing_sets(names: Iterable[str], existing: Dict[str, Any], prefixes: Itera
     return [n for n in dict.fromkeys(names) if stale(n) or any(set_key(n, p) not in existing for p in prefixes)]
 
 
+def missing_results(existing: Dict[str, Any], eval_cfg) -> List[str]:
+    """What :func:`evaluate_model` would add to a run's metrics.json ``existing`` under ``eval_cfg``: the
+    rescaled test set (``eval.rescaled``) and the missing or stale shift and OOD sets."""
+    prefixes = ["", keys.RESCALED] if eval_cfg.rescaled else [""]
+    rescaled_test = ["rescaled test"] if eval_cfg.rescaled and keys.RESCALED + "test_acc" not in existing else []
+    return rescaled_test + missing_sets([*eval_cfg.shift, *eval_cfg.ood], existing, prefixes, eval_cfg)
+
+
 def evaluate_model(model, ctx: EvalContext, test_loader, rescaling: Optional[Rescaling] = None,
                    existing: Optional[Dict[str, Any]] = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """(metrics, breakdown) of the whole suite: the test set (and its rescaled version), then each set of

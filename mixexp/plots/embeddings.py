@@ -11,16 +11,16 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
+from mixexp.checkpoint import SNAPSHOTS
 from mixexp.errors import ConfigError
 from mixexp.plots.common import plt, save_figure
 
-SNAPSHOT_DIR = "snapshots"  # run_dir/snapshots/epoch_<N>.pt: model state_dicts saved during training
 SNAPSHOT_RE = re.compile(r"epoch_(\d+)\.pt$")
 
 
 def snapshot_files(run_dir: Path) -> List[Tuple[int, Path]]:
     """(epoch, weights file) of every ``snapshots/epoch_<N>.pt`` in the run folder, by epoch."""
-    found = [(int(m.group(1)), p) for p in (Path(run_dir) / SNAPSHOT_DIR).glob("epoch_*.pt")
+    found = [(int(m.group(1)), p) for p in (Path(run_dir) / SNAPSHOTS).glob("epoch_*.pt")
              if (m := SNAPSHOT_RE.search(p.name))]
     return sorted(found)
 
