@@ -48,15 +48,18 @@ def test_pick_runs_takes_one_finished_run_per_method_of_the_preferred_dataset_an
 
 
 def test_a_figure_whose_runs_are_missing_is_skipped_with_one_line(tmp_path, capsys):
-    fake_run(tmp_path / "rescaled-cifar", "erm", "cifar10", "preactresnet18", 0)  # no mixup run
+    # both methods finished, but their last.pt is gone (trainer.checkpoint=false, or reproduce all --smoke)
+    fake_run(tmp_path / "rescaled-cifar", "erm", "cifar10", "preactresnet18", 0)
+    fake_run(tmp_path / "rescaled-cifar", "mixup", "cifar10", "preactresnet18", 0)
     for name in ("lamix-fig8", "rescaled-cifar", "lamix-fig5"):
         (tmp_path / name).mkdir(exist_ok=True)
         assert draw_figures(name, TARGETS[name], tmp_path / name, tmp_path / "reports") == []
+    gone = "(last.pt is gone under trainer.checkpoint=false, and after `mixexp-reproduce all --smoke` has written the tables)"
     assert capsys.readouterr().out.splitlines() == [
         f"lamix-fig8: figure bottleneck skipped: no dataset and model below {tmp_path / 'lamix-fig8'} has a "
-        "finished run of each of erm, mixup, lamix",
+        f"finished run with its last.pt of each of erm, mixup, lamix {gone}",
         f"rescaled-cifar: figure rescaled_reliability skipped: no dataset and model below {tmp_path / 'rescaled-cifar'} "
-        "has a finished run of each of erm, mixup",
+        f"has a finished run with its last.pt of each of erm, mixup {gone}",
         f"lamix-fig5: figure training_curves skipped: no run below {tmp_path / 'lamix-fig5'} has a history.csv"]
     assert not (tmp_path / "reports").exists()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
 
+from mixexp.checkpoint import CHECKPOINT
 from mixexp.errors import ConfigError
 from mixexp.report import Run, find_runs
 
@@ -19,10 +20,12 @@ class MissingRuns(ConfigError):
 
 
 def pick_runs(folder: Path, methods: Sequence[str], prefer: Tuple[str, str],
-              need: Callable[[Run], bool] = lambda run: True) -> Dict[str, Run]:
+              need: Callable[[Run], bool] = lambda run: True, weights: bool = False) -> Dict[str, Run]:
     """Method -> one finished run of it (lowest seed), all of one (dataset, model): ``prefer`` when it has
-    every method, else the first such pair in launch order."""
-    found = sorted((r for r in find_runs(Path(folder)) if r.metrics is not None and need(r)),
+    every method, else the first such pair in launch order. ``weights``: figures that run the models take
+    only runs that still hold their last.pt."""
+    found = sorted((r for r in find_runs(Path(folder))
+                    if r.metrics is not None and need(r) and (not weights or (r.path / CHECKPOINT).is_file())),
                    key=lambda r: (r.config.get("seed", 0), r.order))
     pairs: Dict[Tuple[str, str], Dict[str, Run]] = {}
     for run in found:
@@ -30,7 +33,10 @@ def pick_runs(folder: Path, methods: Sequence[str], prefer: Tuple[str, str],
         pairs.setdefault(pair, {}).setdefault(run.config["method"], run)
     complete = [pair for pair, by_method in pairs.items() if all(m in by_method for m in methods)]
     if not complete:
-        raise MissingRuns(f"no dataset and model below {folder} has a finished run of each of {', '.join(methods)}")
+        kind = f"finished run with its {CHECKPOINT}" if weights else "finished run"
+        raise MissingRuns(f"no dataset and model below {folder} has a {kind} of each of {', '.join(methods)}"
+                          + (f" ({CHECKPOINT} is gone under trainer.checkpoint=false, and after `mixexp-reproduce all "
+                             "--smoke` has written the tables)" if weights else ""))
     chosen = prefer if prefer in complete else complete[0]
     return {m: pairs[chosen][m] for m in methods}
 
@@ -52,7 +58,7 @@ def gradcam(folder: Path, out: Path) -> List[Path]:
     """LaMix Fig 7: Grad-CAM of ERM, mixup, CutMix and LaMix models (CIFAR-10: a bird and a frog)."""
     from mixexp.plots.from_runs import gradcam_of_runs
 
-    runs = pick_runs(folder, ("erm", "mixup", "cutmix", "lamix"), ("cifar10", "preactresnet18"))
+    runs = pick_runs(folder, ("erm", "mixup", "cutmix", "lamix"), ("cifar10", "preactresnet18"), weights=True)
     cifar10 = runs["lamix"].config.get("dataset.name") == "cifar10"
     return gradcam_of_runs(_dirs(runs), out, "lamix_fig7_gradcam", FIG7_CIFAR10_CLASSES if cifar10 else 4)
 
@@ -71,15 +77,15 @@ def bottleneck(folder: Path, out: Path) -> List[Path]:
     """LaMix Fig 8: 2-D bottleneck embeddings over epochs of ERM, mixup and LaMix."""
     from mixexp.plots.from_runs import bottleneck_of_runs
 
-    return bottleneck_of_runs(_dirs(pick_runs(folder, ("erm", "mixup", "lamix"), ("cifar10", "bottleneck"))),
-                              out, "lamix_fig8_bottleneck")
+    runs = pick_runs(folder, ("erm", "mixup", "lamix"), ("cifar10", "bottleneck"), weights=True)
+    return bottleneck_of_runs(_dirs(runs), out, "lamix_fig8_bottleneck")
 
 
 def sem_umap(folder: Path, out: Path) -> List[Path]:
     """SEM Fig 3: UMAP of penultimate features of mixup and mixup+SEM models (CIFAR-10 if there)."""
     from mixexp.plots.from_runs import umap_of_runs
 
-    runs = pick_runs(folder, ("mixup", "mixup+sem"), ("cifar10", "preactresnet18"))
+    runs = pick_runs(folder, ("mixup", "mixup+sem"), ("cifar10", "preactresnet18"), weights=True)
     return umap_of_runs(_dirs(runs), out, "sem_fig3_umap")
 
 
@@ -87,7 +93,7 @@ def rescaled_reliability(folder: Path, out: Path) -> List[Path]:
     """Reliability diagrams of ERM, mixup and mixup with test-time rescaling (CIFAR-10 if there)."""
     from mixexp.plots.from_runs import reliability_of_runs
 
-    runs = pick_runs(folder, ("erm", "mixup"), ("cifar10", "preactresnet18"))
+    runs = pick_runs(folder, ("erm", "mixup"), ("cifar10", "preactresnet18"), weights=True)
     return reliability_of_runs(_dirs(runs), out, "rescaled_reliability")
 
 
