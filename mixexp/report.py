@@ -24,8 +24,8 @@ from mixexp.io import write_csv, write_text
 
 # Keys that never make two runs different configurations.
 IGNORED_PREFIXES = ("seed", "resume", "budget_limits", "label", "paths.", "logger.", "trainer.progress", "trainer.device",
-                    "trainer.num_threads", "trainer.checkpoint", "trainer.final_checkpoint", "trainer.compile", "trainer.eval_batch_size",
-                    "trainer.snapshot_epochs", "mixer.lamix_record_every",
+                    "trainer.num_threads", "trainer.checkpoint", "trainer.final_checkpoint", "trainer.compile",
+                    "trainer.eval_batch_size", "trainer.snapshot_epochs", "mixer.lamix_record_every",
                     "dataset.num_workers", "dataset.download", "eval.shift", "eval.ood", "eval.severities",
                     "eval.corruptions")
 # Keys that the derived ``method`` column already says (see :func:`method_name`).

@@ -185,7 +185,7 @@ def cli(argv: Sequence[str] | None = None) -> None:
         files = reproduce(name, args.smoke, args.logger, args.overrides, args.root)
         print("written: " + ", ".join(str(f) for f in files), flush=True)
         runs = TARGETS[name].runs
-        if args.smoke and len(names) > 1 and all(TARGETS[n].runs != runs for n in names[i + 1:]):
+        if args.smoke and args.target == "all" and all(TARGETS[n].runs != runs for n in names[i + 1:]):
             folder = output_folder(args.root, "multirun", smoke=True) / runs
             freed = remove_checkpoints(folder)
             print(f"removed the checkpoints of {folder} ({freed / 1e9:.2f} GB): its tables are written", flush=True)

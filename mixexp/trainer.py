@@ -72,6 +72,12 @@ class Trainer:
             self.run_lock = claim_run_dir(self.run_dir, bool(cfg.resume))
             if cfg.resume:
                 check_resume_compatible(self.run_dir, cfg)
+        # a finished run whose last.pt is gone (trainer.checkpoint=false, or removed) is kept as it is, or refused:
+        # decided from its metrics.json alone, before any data or model is built
+        self.finished_metrics: Optional[Dict[str, Any]] = None
+        if cfg.resume and not checkpoint.exists() and (self.run_dir / "metrics.json").is_file():
+            self.finished_metrics = finished_without_checkpoint(self.run_dir, cfg)
+            return
         self._setup_device(cfg.trainer)
         seed_everything(cfg.seed)
         self.data = data = load_dataset(cfg.dataset, cfg.paths.data_dir)
@@ -88,22 +94,12 @@ class Trainer:
         self.history: List[Dict[str, Any]] = []
         self.records: Dict[str, List[Dict[str, Any]]] = {}  # per-epoch summaries a method keeps, by file
         self.rescaling: Optional[Rescaling] = None  # test-time rescaling statistics (restored or computed)
-        self.weights_only_checkpoint: Optional[Path] = None  # a loaded last.pt without optimiser state
-        # metrics.json of a finished run whose last.pt is gone (trainer.checkpoint=false, or removed): kept as it is
-        self.finished_metrics: Optional[Dict[str, Any]] = None
-        # refusals come before config.yaml is written again
-        if checkpoint.exists():
+        if checkpoint.exists():  # refused (one line) before config.yaml is written again
             self._load_checkpoint(checkpoint)
-            if self.weights_only_checkpoint is not None and self.epoch < cfg.trainer.epochs:
-                raise ConfigError(f"{checkpoint} holds the final weights only (trained with trainer.final_checkpoint="
-                                  f"weights): the run can be evaluated again, not trained past its {self.epoch} epochs "
-                                  f"(trainer.epochs={cfg.trainer.epochs})")
             log.info("resumed %s at epoch %d/%d", checkpoint, self.epoch, cfg.trainer.epochs)
-        elif cfg.resume and (self.run_dir / "metrics.json").is_file():
-            self.finished_metrics = finished_without_checkpoint(self.run_dir, cfg)
         if cfg.eval.rescaled and self.rescaling is None:
             self.rescaling = self._rescaling_statistics(data)
-        if self.dist.is_main and self.finished_metrics is None:  # a run kept as it is keeps its config.yaml too
+        if self.dist.is_main:
             if not cfg.get("label"):
                 cfg.label = method_label(cfg)  # config.yaml always names the method
             write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
@@ -185,12 +181,15 @@ class Trainer:
     def _load_checkpoint(self, path: Path) -> None:
         # to the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device
         state = load_checkpoint(path, map_location="cpu")
-        # a final checkpoint of trainer.final_checkpoint=weights: evaluated again, never trained further
-        self.weights_only_checkpoint = None if can_train_further(state) else path
+        resumable = can_train_further(state)  # not a final checkpoint of trainer.final_checkpoint=weights
+        if not resumable and state["epoch"] < self.cfg.trainer.epochs:
+            raise ConfigError(f"{path} holds the final weights only (trained with trainer.final_checkpoint=weights): "
+                              f"the run can be evaluated again, not trained past its {state['epoch']} epochs "
+                              f"(trainer.epochs={self.cfg.trainer.epochs})")
         try:
             self.model.load_state_dict(state["model"])
             self.method.load_state_dict(state["method"])
-            if self.weights_only_checkpoint is None:
+            if resumable:
                 self.optimizer.load_state_dict(state["optimizer"])
                 self.scheduler.load_state_dict(state["scheduler"])
                 set_rng_state(state["rng"])
