@@ -92,6 +92,9 @@ class SchedConfig:
     min_lr: float = 0.0
     # linear warm-up over the first warmup_epochs epochs (0: none)
     warmup_epochs: int = 0
+    # null: milestones and warmup_epochs are epochs of this run. N: they are written for an N-epoch run and
+    # scaled to trainer.epochs as floor(m * epochs / N) (uncertainty-baselines' ImageNet schedule, N = 90)
+    reference_epochs: Optional[int] = None
 
 
 @dataclass
@@ -127,6 +130,9 @@ class TrainerConfig:
     snapshot_epochs: List[int] = field(default_factory=list)
     # Under torchrun: BatchNorm statistics over all ranks' shards (SyncBatchNorm; CUDA only).
     sync_bn: bool = False
+    # BatchNorm statistics over fixed groups of this many consecutive examples of a (per-rank) batch, as
+    # data-parallel training with this per-device batch computes them ("ghost" BatchNorm); 0: the whole batch.
+    bn_group_size: int = 0
 
 
 @dataclass
@@ -157,6 +163,9 @@ class EvalConfig:
     imagenet_c_crop: str = "none"
     # Test-time rescaling (Carratino et al.) of a mixup-trained model: adds rescaled_test_* metrics.
     rescaled: bool = False
+    # The rescaling's mean image x_bar: "unaugmented" (the training images as the test set is seen) or
+    # "augmented" (one pass of the training pipeline's crops and flips, as uncertainty-baselines computes it)
+    rescaling_mean: str = "unaugmented"
 
 
 @dataclass
@@ -247,6 +256,9 @@ def check_trainer(t) -> None:
             "trainer.device", t.device, "use auto, cpu, cuda or cuda:N")
     one_of("trainer.progress", t.progress, ("auto", "bar", "log"))
     one_of("trainer.final_checkpoint", t.final_checkpoint, FINAL_CHECKPOINTS)
+    require(t.bn_group_size >= 0, "trainer.bn_group_size", t.bn_group_size, "must be >= 0 (0: the whole batch)")
+    require(not (t.bn_group_size and t.sync_bn), "trainer.bn_group_size", t.bn_group_size,
+            "cannot be combined with trainer.sync_bn=true (statistics over groups, or over every rank: choose one)")
 
 
 def check_dataset(d) -> None:
@@ -282,8 +294,13 @@ def check_optim(o, s, epochs: int) -> None:
             "sched.milestones", list(s.milestones), "must be increasing epochs > 0")
     require(_finite(s.min_lr), "sched.min_lr", s.min_lr, "must be a finite number")
     require(s.min_lr >= 0, "sched.min_lr", s.min_lr, "must be >= 0")
-    require(0 <= s.warmup_epochs < epochs, "sched.warmup_epochs", s.warmup_epochs,
-            f"must lie in [0, trainer.epochs={epochs})")
+    require(s.reference_epochs is None or s.reference_epochs > 0, "sched.reference_epochs", s.reference_epochs,
+            "must be a whole number > 0 or null")
+    from mixexp.train_utils import effective_schedule
+
+    warmup = effective_schedule(s, epochs)[1]
+    require(0 <= warmup < epochs, "sched.warmup_epochs", s.warmup_epochs,
+            f"must give a warm-up in [0, trainer.epochs={epochs}) epochs (here {warmup})")
 
 
 def validate(cfg: DictConfig) -> None:

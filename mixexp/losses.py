@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from mixexp.errors import one_of, require
 
-LOSS_FORMS = ("ce", "bce_softmax")
 
 
 def mixed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor,
@@ -51,6 +50,11 @@ def bce_on_softmax(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy(p, target.float())
 
 
+# loss.form -> the loss of logits against a soft target whose rows sum to 1. Every method's target goes
+# through it: the mixed one-hot of mixup/CutMix/PuzzleMix and LaMix's target alike.
+SOFT_TARGET_LOSSES = {"ce": soft_cross_entropy, "bce_softmax": bce_on_softmax}
+
+
 def mixed_correct(logits: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """Training accuracy on a mixed batch, summed: lam_i [pred = y_i] + (1 - lam_i) [pred = y_j]."""
     pred = logits.argmax(dim=1)
@@ -68,10 +72,10 @@ class MixedCriterion:
         self.num_classes, self.form, self.label_smoothing = num_classes, form, label_smoothing
 
     def __call__(self, logits: torch.Tensor, features: torch.Tensor, y: torch.Tensor, mixed) -> torch.Tensor:
-        if self.form == "ce":
+        if self.form == "ce":  # equal to the CE against the mixed target, without forming the (B, K) target
             return mixed_cross_entropy(logits, y, mixed.partner, mixed.lam, self.label_smoothing)
         target = mixed_target(y, mixed.partner, mixed.lam, self.num_classes, self.label_smoothing)
-        return bce_on_softmax(logits, target)
+        return SOFT_TARGET_LOSSES[self.form](logits, target)
 
 
 @dataclass
@@ -84,7 +88,7 @@ class LossConfig:
     label_smoothing: float = 0.0
 
     def check(self, cfg) -> None:
-        one_of("loss.form", self.form, LOSS_FORMS)
+        one_of("loss.form", self.form, SOFT_TARGET_LOSSES)
         require(0.0 <= self.label_smoothing < 1.0, "loss.label_smoothing", self.label_smoothing, "must lie in [0, 1)")
 
     def build(self, num_classes: int) -> MixedCriterion:

@@ -139,6 +139,24 @@ def sweep_grid(params: Dict[str, str]) -> List[List[str]]:
     return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*values)]
 
 
+def composed_grid(experiment: str, extra: Sequence[str] = ()):
+    """(the overrides of each seed-free point of ``experiment``'s sweep grid, its composed config, the number of
+    seeds the grid runs it with), composed as the sweep composes it (``hydra.sweeper.params`` of the preset)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mixexp.config import CONF_DIR, register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    base = [f"experiment={experiment}", *extra]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        params = dict(compose(config_name="config", overrides=base, return_hydra_config=True).hydra.sweeper.params or {})
+        seeds = len(str(params.pop("seed", "0")).split(","))
+        for point in sweep_grid(params):
+            yield point, compose(config_name="config", overrides=[*base, *point]), seeds
+
+
 def override_dirname(overrides: Iterable[str], exclude_keys: Sequence[str]) -> str:
     """Hydra's ``hydra.job.override_dirname``: the sorted overrides whose key is not excluded, joined by commas."""
     kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in set(exclude_keys)]

@@ -1,16 +1,24 @@
-"""How each paper table is made (``protocols.yaml``) and the protocol card that starts its report.
+"""How each paper table is made, what its authors did (``protocols.yaml``), and the protocol card that starts
+its report.
 
-The card is generated from the runs' own ``config.yaml`` (never from the presets), so it states what was
-actually trained: epochs, batch, optimiser, schedule, alpha, CutMix probability, loss form, architecture,
-crop/flip, normalisation, precision, the statistic reported and the seeds; then every setting where we
-differ from the paper or its authors' code, or where both are silent, each with its source.
+The authors' settings are data: per recipe, facts (a config key, the authors' value or "silent", where it holds,
+its source), the deviations kept on purpose, and notes on code that no key carries. :func:`differences` compares
+a run's config with them; tests/test_fidelity.py runs it over every grid point of every table preset, and the card
+runs it over the runs it sits above. The card is generated from the runs' own ``config.yaml`` (never from the
+presets), so it states what was actually trained: epochs, batch, optimiser, schedule, alpha, CutMix probability,
+loss form, architecture, crop/flip, normalisation, precision, the statistic reported and the seeds; then every
+setting where these runs differ from their authors', every choice where both paper and code are silent, and
+the notes, each with its source.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -26,10 +34,12 @@ def load_protocols(path: Path = PROTOCOLS_YAML) -> Dict[str, Any]:
 
 
 def table_protocol(table: str) -> Dict[str, Any]:
-    """``{"recipe", "statistic", "row_runs"}`` of a table (final, no row sources for tables not listed)."""
+    """``{"recipe", "statistic", "row_runs", "facts"}`` of a table (final, no row sources, no facts of its own for
+    tables not listed)."""
     entry = dict(load_protocols()["tables"].get(table, {}))
     entry.setdefault("statistic", "final")
     entry.setdefault("row_runs", {})
+    entry.setdefault("facts", [])
     return entry
 
 
@@ -64,12 +74,24 @@ def _join(values: Sequence[Any]) -> str:
 
 
 def _schedule(c: Dict[str, Any]) -> str:
+    """The lr schedule as run (``c``: a :func:`recipe_view`): the epochs where the lr drops after any scaling."""
     if c.get("sched.name") == "cosine":
         text = f"cosine to {c.get('sched.min_lr')}"
     else:
-        text = f"x{c.get('sched.gamma')} at {list(c.get('sched.milestones') or [])}"
-    warm = c.get("sched.warmup_epochs") or 0
+        text = f"x{c.get('sched.gamma')} at {list(c.get('lr_drops') or [])}"
+        if c.get("sched.reference_epochs"):
+            text += (f" (epochs {list(c.get('sched.milestones') or [])} of a {c['sched.reference_epochs']}-epoch run, "
+                     f"scaled to {c.get('trainer.epochs')})")
+    warm = c.get("warmup") if c.get("warmup") is not None else c.get("sched.warmup_epochs") or 0
     return text + (f", {warm}-epoch warm-up" if warm else "")
+
+
+def _precision(c: Dict[str, Any]) -> str:
+    """What the run computed in: bf16 autocast is used on CUDA only (``trainer.bf16``), so a CPU run is float32."""
+    device = str(c.get("provenance.device") or c.get("trainer.device") or "")
+    if not c.get("trainer.bf16", True) or device.startswith("cpu"):
+        return "float32" + (" (CPU)" if device.startswith("cpu") else "")
+    return "bf16 autocast on CUDA, float32 evaluation" if device.startswith("cuda") else "bf16 autocast on CUDA"
 
 
 def _optimiser(c: Dict[str, Any]) -> str:
@@ -85,6 +107,8 @@ def _architecture(c: Dict[str, Any]) -> str:
     return f"{c.get('model.name')} ({', '.join(parts) or 'as built'})"
 
 
+
+
 IMAGENET_C_VIEW = {"none": "files as released (224 px centre crops), eval.imagenet_c_crop=none",
                    "center": "Resize(256) + CenterCrop(224) of each 224 px file, eval.imagenet_c_crop=center"}
 
@@ -96,41 +120,228 @@ CARD_FIELDS: List[Tuple[str, Callable[[Dict[str, Any]], str]]] = [
     ("schedule", _schedule),
     ("alpha", lambda c: f"{c['method']}: {c.get('mixer.alpha')}" if c.get("mixer.name", "none") != "none" else ""),
     ("CutMix probability", lambda c: str(c.get("mixer.prob")) if c.get("mixer.name") == "cutmix" else ""),
-    ("per-example lambda", lambda c: str(c.get("mixer.per_sample")) if c.get("mixer.name", "none") != "none" else ""),
+    ("per-example lambda", lambda c: f"{c['method']}: {c['mixer.per_sample']}" if "mixer.per_sample" in c else ""),
     ("loss form", lambda c: str(c.get("loss.form", "ce"))),
     ("architecture", _architecture),
     ("crop/flip", lambda c: f"{c.get('dataset.name')}: padding {c.get('dataset.crop_padding')}, flip {c.get('dataset.flip')}"),
     ("normalisation", lambda c: f"{c.get('dataset.name')}: mean {list(c.get('dataset.mean') or [])}, "
                                 f"std {list(c.get('dataset.std') or [])}"),
-    ("precision", lambda c: "bf16 autocast on CUDA" if c.get("trainer.bf16", True) else "float32"),
+    ("precision", _precision),
     ("shift sets", lambda c: ", ".join(c.get("eval.shift") or ())),
     ("ImageNet-C view", lambda c: IMAGENET_C_VIEW[c.get("eval.imagenet_c_crop") or "none"]
      if "imagenet_c" in (c.get("eval.shift") or ()) else ""),
 ]
 
+# ----------------------------------------------------------------------------- the authors' settings as data
+
+SILENT = "silent"  # a fact's value where neither the paper nor its code fixes the setting
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What the authors' code (or paper) sets ``key`` to, for the runs whose keys match ``when``."""
+
+    key: str
+    value: Any
+    source: str
+    when: Tuple[Tuple[str, Tuple[Any, ...]], ...] = ()
+    one_of: Tuple[Any, ...] = ()  # instead of one value: any of these (a sweep the paper ran)
+    why: str = ""  # for a silent fact: what we chose, and why
+
+    @property
+    def silent(self) -> bool:
+        return self.value == SILENT and not self.one_of
+
+    def applies(self, view: Mapping[str, Any]) -> bool:
+        return all(any(_same(view.get(k), v) for v in allowed) for k, allowed in self.when)
+
+    def holds(self, ours: Any) -> bool:
+        """Whether our value equals the authors' (any of ``one_of``)."""
+        return any(_same(ours, v) for v in self.one_of) if self.one_of else _same(ours, self.value)
+
+    def authors_text(self) -> str:
+        return ("one of " + ", ".join(map(str, self.one_of))) if self.one_of else str(self.value)
+
+    def setting(self) -> str:
+        """The card's name for it: the key, and where it holds when that is not everywhere."""
+        where = "; ".join(f"{k} {'/'.join(map(str, v))}" for k, v in self.when)
+        return f"{self.key} ({where})" if where else self.key
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A difference from the authors' ``key`` that a recipe keeps on purpose, and why."""
+
+    key: str
+    why: str
+    when: Tuple[Tuple[str, Tuple[Any, ...]], ...] = ()
+
+    def covers(self, fact: Fact, view: Mapping[str, Any]) -> bool:
+        return self.key == fact.key and all(any(_same(view.get(k), v) for v in allowed) for k, allowed in self.when)
+
+
+@dataclass(frozen=True)
+class Authors:
+    """A recipe's authors' settings: facts, the deviations we keep, and notes on what no key carries."""
+
+    facts: Tuple[Fact, ...]
+    deviations: Tuple[Deviation, ...]
+    notes: Tuple[Dict[str, str], ...]
+
+
+def _same(ours: Any, theirs: Any) -> bool:
+    if isinstance(ours, (list, tuple)) or isinstance(theirs, (list, tuple)):
+        return (isinstance(ours, (list, tuple)) and isinstance(theirs, (list, tuple)) and len(ours) == len(theirs)
+                and all(_same(a, b) for a, b in zip(ours, theirs)))
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        return ours is theirs
+    if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)):
+        return math.isclose(ours, theirs, rel_tol=1e-9, abs_tol=1e-12)
+    return ours == theirs
+
+
+def _when(node: Optional[Mapping[str, Any]]) -> Tuple[Tuple[str, Tuple[Any, ...]], ...]:
+    return tuple((k, tuple(v) if isinstance(v, list) else (v,)) for k, v in (node or {}).items())
+
+
+def _fact(node: Mapping[str, Any]) -> Fact:
+    return Fact(node["key"], node.get("value", SILENT), node["source"], _when(node.get("when")),
+                tuple(node.get("one_of") or ()), node.get("why", ""))
+
+
+@functools.lru_cache(maxsize=None)
+def recipe_authors(recipe: str) -> Authors:
+    """The authors' settings of ``recipe`` (a key of protocols.yaml ``authors``)."""
+    node = load_protocols()["authors"][recipe]
+    return Authors(tuple(_fact(f) for f in node["facts"]),
+                   tuple(Deviation(d["key"], d["why"], _when(d.get("when"))) for d in node.get("deviations") or ()),
+                   tuple(node.get("notes") or ()))
+
+
+def table_authors(table: str, recipe: Optional[str] = None) -> Authors:
+    """The authors' settings behind ``table``'s cells: its recipe's (or ``recipe``'s, for a row borrowed from
+    another table's runs), the table's own facts replacing the recipe's facts of the same key."""
+    protocol = table_protocol(table)
+    base = recipe_authors(recipe or protocol["recipe"])
+    if recipe is not None:
+        return base
+    own = tuple(_fact(f) for f in protocol["facts"])
+    replaced = {f.key for f in own}
+    return Authors(tuple(f for f in base.facts if f.key not in replaced) + own, base.deviations, base.notes)
+
+
+def recipe_view(config: Mapping[str, Any], seeds: Optional[int] = None, statistic: Optional[str] = None) -> Dict[str, Any]:
+    """A run's flattened ``config`` with the keys facts may name besides config keys: ``lr_drops`` and
+    ``warmup`` (the schedule as run: :func:`mixexp.train_utils.scaled_schedule`), ``method``, ``seeds`` and
+    ``statistic``."""
+    from mixexp.train_utils import scaled_schedule
+
+    view = dict(config)
+    view.setdefault("method", view.get("label"))  # a report's runs carry it; a composed table point has its label
+    if "sched.name" in view:
+        drops, view["warmup"] = scaled_schedule(view.get("sched.milestones") or (), view.get("sched.warmup_epochs") or 0,
+                                                view.get("sched.reference_epochs"), int(view.get("trainer.epochs") or 0))
+        view["lr_drops"] = tuple(drops) if view["sched.name"] == "multistep" else None
+    view["seeds"], view["statistic"] = seeds, statistic
+    return view
+
+
+@dataclass(frozen=True)
+class Difference:
+    fact: Fact
+    ours: Any
+    deviation: Optional[Deviation]  # None: a difference no deviation of the recipe names
+
+
+def differences(view: Mapping[str, Any], authors: Authors) -> List[Difference]:
+    """Where one run (its :func:`recipe_view`) differs from the authors' non-silent facts that hold for it."""
+    out = []
+    for fact in authors.facts:
+        if fact.silent or not fact.applies(view):
+            continue
+        ours = view.get(fact.key)
+        if not fact.holds(ours):
+            out.append(Difference(fact, ours, next((d for d in authors.deviations if d.covers(fact, view)), None)))
+    return out
+
+
+UNLISTED = ("not this recipe's value: set on the command line or by a budget (budget=smoke runs one epoch on "
+            "fixture data)")
+
+
+def _text(value: Any) -> str:
+    return str(list(value)) if isinstance(value, tuple) else str(value)
+
+
+def card_rows(views: Sequence[Mapping[str, Any]], authors: Authors) -> List[List[str]]:
+    """The card's rows ``[setting, ours, authors', source, why]`` for runs ``views`` (:func:`recipe_view`): every
+    fact they differ from (ours: the values they ran), every silent fact that holds for them (a choice), every
+    note. Without views, the recipe's deviations and choices as listed."""
+    rows: Dict[Tuple[str, str], List[Any]] = {}
+    for view in views:
+        for d in differences(view, authors):
+            row = rows.setdefault(("diff", d.fact.setting()), [d.fact, [], set()])
+            row[1].append(d.ours)
+            row[2].add(d.deviation.why if d.deviation else UNLISTED)
+        for fact in authors.facts:
+            if fact.silent and fact.applies(view):
+                rows.setdefault(("silent", fact.setting()), [fact, [], set()])[1].append(view.get(fact.key))
+    out = []
+    for (kind, setting), (fact, ours, whys) in rows.items():
+        shown = "; ".join(dict.fromkeys(_text(v) for v in ours))
+        if kind == "diff":
+            out.append([setting, shown, fact.authors_text(), fact.source, " / ".join(sorted(whys))])
+        else:
+            out.append([setting, shown, "silent", fact.source, f"our choice: {fact.why}"])
+    if not views:
+        out += [[d.key, "see why", next((f.authors_text() for f in authors.facts if f.key == d.key), "-"),
+                 next((f.source for f in authors.facts if f.key == d.key), "-"), d.why] for d in authors.deviations]
+        out += [[f.setting(), "see why", "silent", f.source, f"our choice: {f.why}"] for f in authors.facts if f.silent]
+    out += [[n["setting"], n["ours"], n["authors"], n["source"], n.get("why", "no config key carries this")]
+            for n in authors.notes]
+    return out
+
+
+def run_views(runs: Sequence[Any], statistic: str) -> List[Dict[str, Any]]:
+    """:func:`recipe_view` of report runs (``config`` flattened, ``metrics``): seeds = how many seeds the runs of
+    the same method, dataset and model have; the device the run reported (for the precision line)."""
+    cells: Dict[Tuple[Any, ...], set] = defaultdict(set)
+    for r in runs:
+        cells[(r.config.get("method"), r.config.get("dataset.name"), r.config.get("model.name"))].add(r.config.get("seed"))
+    views = []
+    for r in runs:
+        config = dict(r.config)
+        config["provenance.device"] = ((r.metrics or {}).get("provenance") or {}).get("device")
+        cell = (config.get("method"), config.get("dataset.name"), config.get("model.name"))
+        views.append(recipe_view(config, len(cells[cell]), statistic))
+    return views
+
 
 def protocol_card(table: str, sources: Dict[str, Tuple[Path, List[Any], str]]) -> str:
-    """Markdown card: one block per run source (``label -> (folder, runs, statistic)``), then the deviations
-    of every recipe the table uses. ``runs`` are :class:`mixexp.report.Run` (``config`` flattened)."""
+    """Markdown card: one block per run source (``label -> (folder, runs, statistic)``), then how these runs
+    differ from their authors' settings (:func:`card_rows`). ``runs`` are :class:`mixexp.report.Run`."""
     protocol = table_protocol(table)
     lines = [f"### Protocol of {table}", ""]
+    rows: List[List[str]] = []
     for label, (folder, runs, stat) in sources.items():
-        configs = [r.config for r in runs]
-        seeds = sorted({c.get("seed") for c in configs}, key=str)
+        views = run_views(runs, stat)
+        seeds = sorted({v.get("seed") for v in views}, key=str)
         lines.append(f"**{label}** ({len(runs)} runs in {folder}; statistic: {STATISTIC_TEXT[stat]})")
         lines.append("")
-        if not configs:
-            lines += ["- no finished runs yet: the settings below are the recipe's (protocols.yaml)", ""]
+        borrowed = protocol["row_runs"].get(label[len("row "):], {}) if label.startswith("row ") else {}
+        authors = table_authors(table, borrowed.get("recipe"))
+        rows += [r for r in card_rows(views, authors) if r not in rows]
+        if not views:
+            lines += ["- no finished runs yet: the differences below are the recipe's (protocols.yaml)", ""]
             continue
         for name, show in CARD_FIELDS:
-            shown = [v for v in map(show, configs) if v]
+            shown = [v for v in map(show, views) if v]
             lines += [f"- {name}: {_join(shown)}"] if shown else []  # e.g. no CutMix run: no CutMix line
         lines += [f"- seeds: {', '.join(map(str, seeds))}", ""]
-    recipes = [*_as_list(protocol.get("recipe"))] + [x for r in protocol["row_runs"].values() for x in _as_list(r.get("recipe"))]
-    rows = [row for recipe in dict.fromkeys(recipes) for row in load_protocols()["deviations"].get(recipe, [])]
     if rows:
-        lines += ["Where we differ from the paper or its code, or both are silent:", "",
-                  "| setting | ours | paper | authors' code | source |", "|---|---|---|---|---|"]
-        lines += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
+        lines += ["Where these runs differ from their authors' settings, the choices where paper and code are silent, "
+                  "and what no setting carries:", "",
+                  "| setting | ours | authors' | source | why |", "|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(str(x).replace("|", "/") for x in row) + " |" for row in rows]
         lines.append("")
     return "\n".join(lines) + "\n"

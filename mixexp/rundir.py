@@ -131,9 +131,10 @@ def _flat(node, prefix: str = "") -> dict:
 def resume_differences(stored: dict, current: dict) -> list:
     """The keys (``key: current (stored)``) in which a resumed run's config differs from its config.yaml.
     ``trainer.epochs`` may grow where the schedule does not depend on it: a multistep schedule without
-    warm-up and no ES by fraction (the lr at every epoch is then the same for any run length)."""
+    warm-up or reference_epochs and no ES by fraction (the lr at every epoch is then the same for any run length)."""
     a, b = _flat(stored), _flat(current)
     epochs_free = (b.get("sched.name") == "multistep" and not b.get("sched.warmup_epochs")
+                   and not b.get("sched.reference_epochs")
                    and b.get("mixer.stop_fraction") is None and b.get("trainer.epochs", 0) >= a.get("trainer.epochs", 0))
     diffs = []
     for key in sorted(set(a) | set(b)):

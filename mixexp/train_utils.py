@@ -50,9 +50,25 @@ def build_sgd(cfg, params, device: torch.device) -> torch.optim.Optimizer:
 OPTIMIZERS = {"sgd": build_sgd}
 
 
+def scaled_schedule(milestones, warmup_epochs: int, reference_epochs: Optional[int], epochs: int):
+    """(milestones, warm-up epochs) of a run of ``epochs`` epochs: as written or, given ``reference_epochs`` N,
+    scaled from an N-epoch run to floor(m * epochs / N), as uncertainty-baselines @ 7af7042
+    baselines/imagenet/utils.py LearningRateSchedule does (``(start_epoch * self.num_epochs) // 90``, the
+    warm-up's end included)."""
+    milestones, warmup = [int(m) for m in milestones], int(warmup_epochs)
+    if reference_epochs:
+        return [m * epochs // reference_epochs for m in milestones], warmup * epochs // reference_epochs
+    return milestones, warmup
+
+
+def effective_schedule(cfg, epochs: int):
+    """:func:`scaled_schedule` of a ``sched`` config node."""
+    return scaled_schedule(cfg.milestones, cfg.warmup_epochs, cfg.get("reference_epochs"), epochs)
+
+
 def multistep_factor(cfg, epochs: int, base_lr: float):
     """lr multiplier at epoch e: gamma ** (number of milestones <= e)."""
-    milestones = list(cfg.milestones)
+    milestones = effective_schedule(cfg, epochs)[0]
     return lambda e: cfg.gamma ** sum(e >= m for m in milestones)
 
 
@@ -68,7 +84,7 @@ SCHEDULERS = {"multistep": multistep_factor, "cosine": cosine_factor}
 def build_scheduler(cfg, optimizer, epochs: int, base_lr: float) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-epoch schedule (stepped once at the end of each epoch), with optional linear warm-up."""
     factor = SCHEDULERS[cfg.name](cfg, epochs, base_lr)
-    warmup = cfg.warmup_epochs
+    warmup = effective_schedule(cfg, epochs)[1]
 
     def lr_lambda(e: int) -> float:
         scale = (e + 1) / (warmup + 1) if e < warmup else 1.0

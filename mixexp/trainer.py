@@ -27,7 +27,8 @@ from mixexp.checkpoint import CHECKPOINT, SNAPSHOTS, can_train_further, final_st
 from mixexp.data import build_loader, load_dataset
 from mixexp.errors import ConfigError, Interrupted
 from mixexp.evaluation.metrics import accuracy_percent, classification_metrics, predict_logits
-from mixexp.evaluation.rescaling import Rescaling
+from mixexp.evaluation.rescaling import Rescaling, stored_or_training_statistics, training_statistics
+from mixexp.models.ghost_batchnorm import convert_ghost_batchnorm
 from mixexp.evaluation.suite import EvalContext, evaluate_model, missing_results
 from mixexp.io import save_torch, write_csv, write_json, write_text
 from mixexp.loggers import NoLogger, build_logger
@@ -98,7 +99,7 @@ class Trainer:
             self._load_checkpoint(checkpoint)
             log.info("resumed %s at epoch %d/%d", checkpoint, self.epoch, cfg.trainer.epochs)
         if cfg.eval.rescaled and self.rescaling is None:
-            self.rescaling = self._rescaling_statistics(data)
+            self.rescaling = training_statistics(cfg, data, self.device)
         if self.dist.is_main:
             if not cfg.get("label"):
                 cfg.label = method_label(cfg)  # config.yaml always names the method
@@ -145,22 +146,14 @@ class Trainer:
             raise ConfigError(str(e)) from None
         if cfg.trainer.sync_bn:  # before compiling, so that the compiled graph holds the SyncBatchNorm layers
             self.model = distributed.convert_sync_bn(self.model, self.device)
+        if cfg.trainer.bn_group_size:  # likewise; same state_dict keys, so checkpoints load either way
+            self.model = convert_ghost_batchnorm(self.model, cfg.trainer.bn_group_size)
         if cfg.trainer.compile:
             # compile the feature extractor, not the module: every path (forward, SEM's clean pass,
             # PuzzleMix's saliency pass) goes through it, and the state_dict keeps its plain keys
             self.model.features = torch.compile(self.model.features)
         # DDP around the method's step (None for a single process); self.model stays the unwrapped model
         self.ddp_step = distributed.wrap_step(self.model, self.method, self.device) if self.dist.world_size > 1 else None
-
-    def _rescaling_statistics(self, data) -> Rescaling:
-        # x_bar (per-pixel mean of the normalised, un-augmented training inputs) and y_bar (class
-        # frequencies), stored in the checkpoint; computed in a forked RNG so that the run's own
-        # random stream (and so its initial weights and batches) is the same with or without it
-        cuda = self.device.type == "cuda"
-        with torch.random.fork_rng(devices=[self.device] if cuda else []):
-            loader = build_loader(data.train, self.cfg.trainer.eval_batch_size, train=False, device=self.device,
-                                  mean=data.mean, std=data.std)
-            return Rescaling.from_training_set(self.cfg.mixer.alpha, loader, data.num_classes)
 
     # -------------------------------------------------------------------------------- checkpoint
 
@@ -199,7 +192,7 @@ class Trainer:
         self.epoch, self.history, self.elapsed = state["epoch"], state["history"], state["elapsed"]
         self.records = state.get("records") or {}
         if state.get("rescaling") is not None and self.cfg.eval.rescaled:
-            self.rescaling = Rescaling.from_state_dict(state["rescaling"])
+            self.rescaling = stored_or_training_statistics(self.cfg, state["rescaling"], self.data, self.device)
 
     # -------------------------------------------------------------------------------- training
 

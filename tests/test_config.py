@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from conftest import compose_cfg, run_cli
 from mixexp.config import CONF_DIR, ConfigError, option, validate
+from mixexp.data import DATASETS
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
 # every file, sub-folders included (experiment/sem/table1 is option "sem/table1" of group experiment)
@@ -24,10 +25,18 @@ def test_groups_are_the_documented_ones():
         assert group in GROUPS
 
 
+def _needs(group: str, option: str):
+    """Options that only make sense with others: SEM needs a mixer; a recipe's per-dataset settings
+    (recipe_dataset/<recipe>_<dataset>) are chosen by that recipe and dataset."""
+    if group == "recipe_dataset":
+        dataset = max((d for d in DATASETS if option.endswith("_" + d)), key=len)
+        return [f"recipe={option[: -len(dataset) - 1]}", f"dataset={dataset}"]
+    return {("regularizer", "sem"): ["mixer=mixup"]}.get((group, option), [f"{group}={option}"])
+
+
 @pytest.mark.parametrize("group,option", OPTIONS)
 def test_every_config_file_composes_and_validates(group, option):
-    needs = {("regularizer", "sem"): ["mixer=mixup"]}  # options that only make sense with another
-    cfg = compose_cfg([f"{group}={option}", *needs.get((group, option), [])])
+    cfg = compose_cfg(_needs(group, option) + ([f"{group}={option}"] if group == "regularizer" else []))
     if group == "experiment":
         assert cfg.name == option.split("/")[0] or cfg.name.startswith(option.split("/")[0])
     elif group in ("dataset", "model", "mixer", "regularizer", "optim", "sched", "logger"):
@@ -97,7 +106,8 @@ def test_cfg_job_shows_only_the_chosen_options_keys():
     mixup = run_cli(["mixexp-train", "--cfg", "job", "mixer=mixup"])
     assert mixup.returncode == 0, mixup.stderr
     job = OmegaConf.create(mixup.stdout)
-    assert sorted(job.mixer) == ["alpha", "name", "per_sample", "prob", "stop_epoch", "stop_fraction"]
+    assert sorted(job.mixer) == ["alpha", "name", "pairing", "per_sample", "prob", "stop_epoch", "stop_fraction",
+                                 "truncated"]
     puzzle = OmegaConf.create(run_cli(["mixexp-train", "--cfg", "job", "mixer=puzzlemix"]).stdout)
     assert {"block_sizes", "t_eps", "clean_lam"} <= set(puzzle.mixer) and "block_sizes" not in mixup.stdout
 

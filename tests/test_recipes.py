@@ -29,112 +29,52 @@ def _sweep_params(experiment):
     return {k: str(v) for k, v in cfg.hydra.sweeper.params.items()}
 
 
-def assert_fb_recipe(cfg):
-    # facebookresearch/mixup-cifar10 train.py: batch 128, SGD lr 0.1 momentum 0.9 decay 1e-4, alpha 1,
-    # adjust_learning_rate (/10 once epoch >= 100, again >= 150, run after each epoch: first new lr at 101, 151)
-    assert (cfg.trainer.batch_size, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == (128, 0.1, 0.9, 1e-4)
-    assert cfg.optim.nesterov is False and cfg.mixer.alpha == 1.0 and cfg.loss.form == "ce"
-    assert list(cfg.sched.milestones) == [101, 151] and cfg.sched.gamma == 0.1 and cfg.sched.warmup_epochs == 0
-    assert cfg.trainer.epochs == 400  # LaMix 3.1: "for 400 epochs"
-    # fb models/resnet.py ResNet18 where the table has a PreActResNet18 column
-    assert cfg.model.name != "preactresnet18" or cfg.model.variant == "fb"
-
-
-def test_lamix_table1_fb_recipe_and_cutmix_authors_probability():
-    assert _sweep_params("lamix/table1")["method"] == "erm,mixup,cutmix_prob05,lamix"
-    assert _sweep_params("lamix/table1")["model"].startswith("preactresnet18_fb,")
-    cfg = point("lamix/table1", "dataset=cifar10", "model=preactresnet18_fb", "method=cutmix_prob05")
-    assert_fb_recipe(cfg)
-    # clovaai/CutMix-PyTorch README CIFAR command: --beta 1.0 --cutmix_prob 0.5
-    assert (cfg.mixer.name, cfg.mixer.alpha, cfg.mixer.prob, cfg.mixer.per_sample) == ("cutmix", 1.0, 0.5, False)
-    mixup = point("lamix/table1", "dataset=cifar10", "model=preactresnet18_fb", "method=mixup")
-    assert mixup.mixer.prob == 1.0  # fb's mixup mixes every batch
-
-
-def test_lamix_table2_fb_recipe():
-    assert _sweep_params("lamix/table2")["model"] == "lenet,wrn28_10,densenet121"
-    assert_fb_recipe(point("lamix/table2", "dataset=cifar100", "model=densenet121", "method=cutmix_prob05"))
-
-
-@pytest.mark.parametrize("table", ["table5", "table6", "table7", "table8", "fig4", "fig6"])
-def test_lamix_tables_5_to_8_and_figures_use_the_fb_recipe(table):
-    params = _sweep_params(f"lamix/{table}")
-    assert params["model"].split(",")[0].split()[0] == "preactresnet18_fb"
-    cfg = point(f"lamix/{table}", f"dataset={params['dataset'].split(',')[0]}", "model=preactresnet18_fb",
-                f"method={params['method'].split(',')[0]}")
-    assert_fb_recipe(cfg)
-    assert "cutmix," not in params["method"] + ","  # CutMix rows (Table 6) run the authors' probability
+# The composed recipes against the authors' settings: tests/test_fidelity.py (every grid point of every preset).
 
 
 def test_lamix_fb_scaled_is_the_named_alternative():
     cfg = point("lamix/table1", "recipe=lamix_fb_scaled", "dataset=cifar10", "model=preactresnet18_fb", "method=mixup")
     assert list(cfg.sched.milestones) == [200, 300] and cfg.trainer.epochs == 400 and cfg.optim.lr == 0.1
+    # the per-dataset settings of recipe=lamix_fb follow: fb's CIFAR-10 constants (train.py l.58-59)
+    assert list(cfg.dataset.std) == [0.2023, 0.1994, 0.2010] and cfg.dataset.flip is True
 
 
-def test_lamix_table3_puzzlemix_recipe():
-    params = _sweep_params("lamix/table3")
-    assert params["method"] == "puzzlemix,lamix_puzzle"  # Vanilla comes from the Table 1 runs
-    assert params["model"].split(",")[0] == "preactresnet18_puzzlemix"
-    cfg = point("lamix/table3", "dataset=cifar100", "model=preactresnet18_puzzlemix", "method=puzzlemix")
-    # snu-mllab/PuzzleMix README "Puzzle Mix with PreActResNet18 for 600 epochs" and main.py
-    assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.optim.lr, cfg.optim.weight_decay) == (600, 100, 0.2, 1e-4)
-    assert cfg.optim.nesterov is True and cfg.optim.momentum == 0.9
-    assert list(cfg.sched.milestones) == [350, 500] and cfg.dataset.crop_padding == 2  # load_data.py padding 2
-    assert (cfg.mixer.alpha, cfg.mixer.t_size, cfg.mixer.clean_lam) == (1.0, 4, 0.0)
-    assert (cfg.mixer.beta, cfg.mixer.gamma, cfg.mixer.eta, cfg.mixer.neigh_size, cfg.mixer.t_eps) == (1.2, 0.5, 0.2, 4, 0.8)
-    assert cfg.loss.form == "bce_softmax" and cfg.model.variant == "puzzlemix"
-    lamix = point("lamix/table3", "dataset=svhn", "model=resnet50", "method=lamix_puzzle")
-    assert lamix.loss.form == "bce_softmax" and lamix.mixer.lamix_beta == 1.0
-    assert (lamix.mixer.inputs.name, lamix.mixer.inputs.t_size, lamix.mixer.inputs.clean_lam) == ("puzzlemix", 4, 0.0)
+def test_recipe_dataset_settings_follow_the_recipe_and_the_dataset():
+    # conf/recipe_dataset/<recipe>_<dataset>.yaml, chosen by the defaults list's ${recipe}_${dataset}
+    fb_svhn = point("lamix/table1", "dataset=svhn", "model=resnet50", "method=erm")
+    assert list(fb_svhn.dataset.mean) == [0.4914, 0.4822, 0.4465] and fb_svhn.dataset.flip is True
+    fb_mnist = point("lamix/table1", "dataset=mnist", "model=resnet50", "method=erm")
+    assert list(fb_mnist.dataset.mean) == [0.1307] and fb_mnist.dataset.flip is True  # grey: its own statistics
+    tiny = point("lamix/table4", "dataset=tinyimagenet", "model=resnet50_stride2", "method=puzzlemix_tiny")
+    assert (list(tiny.dataset.mean), tiny.dataset.crop_padding) == ([0.5] * 3, 4)
+    plain = compose_cfg(["dataset=cifar10"])  # no recipe: the dataset's own statistics
+    assert list(plain.dataset.std) == [0.2470, 0.2435, 0.2616]
 
 
-def test_lamix_table4_official_tiny_imagenet_command():
-    params = _sweep_params("lamix/table4")
-    assert params["model"] == "preactresnet18_puzzlemix_stride2,resnet50_stride2"
-    assert params["method"] == "puzzlemix_tiny,lamix_puzzle_tiny"
-    cfg = point("lamix/table4", "dataset=tinyimagenet", "model=preactresnet18_puzzlemix_stride2", "method=lamix_puzzle_tiny")
-    # PuzzleMix README Tiny-ImageNet 600 epochs: lr 0.2, --schedule 300 450, --clean_lam 1, no --t_size
-    assert (cfg.trainer.epochs, cfg.optim.lr, list(cfg.sched.milestones)) == (600, 0.2, [300, 450])
-    assert (cfg.mixer.inputs.t_size, cfg.mixer.inputs.clean_lam, cfg.label) == (-1, 1.0, "lamix_puzzle")
-    puzzle = point("lamix/table4", "dataset=tinyimagenet", "model=resnet50_stride2", "method=puzzlemix_tiny")
-    assert (puzzle.mixer.t_size, puzzle.mixer.clean_lam, puzzle.model.stem, puzzle.label) == (-1, 1.0, "stride2", "puzzlemix")
-    # main.py: stride = 2 and mean = std = 0.5 for tiny-imagenet-200; load_data.py RandomCrop(64, padding=4)
-    assert (cfg.model.stem, cfg.model.variant) == ("stride2", "puzzlemix")
-    assert cfg.dataset.crop_padding == 4 and cfg.dataset.flip is True
-    assert list(cfg.dataset.mean) == [0.5] * 3 and list(cfg.dataset.std) == [0.5] * 3
-    assert cfg.loss.form == "bce_softmax" and cfg.trainer.batch_size == 100 and cfg.optim.nesterov is True
+def test_rescaled_pwc_is_reproduced_by_the_ub_mixup_run_in_the_ub_runs_folder():
+    from mixexp.reproduce import TARGETS
+
+    assert _sweep_params("rescaled/imagenet") == {"method": "mixup_rescaled_ub", "seed": "0"}
+    assert TARGETS["rescaled-imagenet"].runs == TARGETS["rescaled-imagenet-ub"].runs == "rescaled/imagenet_ub"
+    pwc, ub = point("rescaled/imagenet", "method=mixup_rescaled_ub"), point("rescaled/imagenet_ub", "method=mixup_rescaled_ub")
+    assert pwc == ub  # one training serves both tables
 
 
-@pytest.mark.parametrize("table", ["table1", "table2", "table3"])
-def test_sem_tables_recipe(table):
-    cfg = point(f"sem/{table}", "dataset=cifar10", "model=wrn28_10", "method=cutmix_sem")
-    # sem.txt: 200 epochs, SGD with step decay and weight decay; the rest is ours (protocols.yaml)
-    assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.optim.lr, cfg.optim.weight_decay) == (200, 128, 0.1, 5e-4)
-    assert list(cfg.sched.milestones) == [100, 150] and cfg.mixer.prob == 1.0 and cfg.loss.form == "ce"
-    tiny = point("sem/table1", "dataset=tinyimagenet", "model=preactresnet18", "method=mixup")
-    assert (tiny.model.stem, tiny.model.variant) == ("cifar", "preact")
+def test_ub_schedule_scales_with_the_run_length_as_ub_does():
+    from mixexp.train_utils import build_scheduler, effective_schedule
 
-
-def test_rescaled_imagenet_pwc_recipe():
-    cfg = point("rescaled/imagenet", "method=mixup_rescaled")
-    assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.optim.lr, list(cfg.sched.milestones)) == (90, 256, 0.1, [30, 60, 80])
-    assert cfg.model.stem == "imagenet" and cfg.optim.bn_weight_decay is True
-
-
-def test_rescaled_imagenet_ub_recipe():
-    assert _sweep_params("rescaled/imagenet_ub")["method"] == "erm,mixup_rescaled_ub"
-    cfg = point("rescaled/imagenet_ub", "method=mixup_rescaled_ub")
-    # google/uncertainty-baselines baselines/imagenet/deterministic.py: 128 per core x 32 cores, base lr 0.1 per 256,
-    # warmup_epochs=5, decay at (E*30)//90, (E*60)//90, (E*80)//90, Nesterov momentum 0.9, l2 1e-4 * sum(w^2) on
-    # kernels and biases (torch weight_decay 2e-4), none on BatchNorm; README footnote 6: 200 epochs
-    assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.optim.lr) == (200, 4096, pytest.approx(0.1 * 4096 / 256))
-    assert list(cfg.sched.milestones) == [200 * 30 // 90, 200 * 60 // 90, 200 * 80 // 90] and cfg.sched.warmup_epochs == 5
-    assert cfg.optim.nesterov is True and cfg.optim.weight_decay == 2e-4 and cfg.optim.bn_weight_decay is False
-    assert cfg.mixer.per_sample is True and cfg.eval.rescaled is True  # same_mix_weight_per_batch=False
-    # ub's README columns; ImageNet-C through ub's ResNet preprocessing (crop 224/256 of each 224 px file again)
-    assert list(cfg.eval.shift) == ["objectnet", "imagenet_v2", "imagenet_c"] and cfg.eval.imagenet_c_crop == "center"
-    pwc = point("rescaled/imagenet", "method=mixup_rescaled")
-    assert list(pwc.eval.shift) == ["objectnet"] and pwc.eval.imagenet_c_crop == "none"  # table rescaled-pwc
+    erm, mixup = point("rescaled/imagenet_ub", "method=erm"), point("rescaled/imagenet_ub", "method=mixup_rescaled_ub")
+    assert effective_schedule(erm.sched, erm.trainer.epochs) == ([30, 60, 80], 5)
+    assert effective_schedule(mixup.sched, mixup.trainer.epochs) == ([66, 133, 177], 11)  # (m * 200) // 90
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.6)
+    sched = build_scheduler(mixup.sched, opt, mixup.trainer.epochs, 1.6)
+    lrs = []
+    for _ in range(200):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[10] < 1.6 and lrs[11] == pytest.approx(1.6) and lrs[65] == pytest.approx(1.6)
+    assert lrs[66] == pytest.approx(0.16) and lrs[133] == pytest.approx(0.016) and lrs[177] == pytest.approx(0.0016)
 
 
 def test_sgd_groups_exclude_batchnorm_from_weight_decay_only_when_asked():
@@ -159,10 +99,10 @@ def _run(root, name, dataset, model, mixer, seed, metrics, **cfg_extra):
 
     folder = root / name
     folder.mkdir(parents=True)
-    cfg = {"dataset": {"name": dataset, "crop_padding": 4, "flip": True, "mean": [0.5], "std": [0.5]},
+    cfg = {"dataset": {"name": dataset, "channels": 3, "crop_padding": 4, "flip": True, "mean": [0.5], "std": [0.5]},
            "model": {"name": model, "variant": "fb", "stem": "cifar"}, "seed": seed,
            "mixer": {"name": mixer, "alpha": 1.0, "prob": 1.0, "per_sample": False, "stop_fraction": None,
-                     "stop_epoch": None, "lamix_inputs": "average", "lamix_original_batches": True,
+                     "stop_epoch": None, "lamix_beta": 0.5, "lamix_original_batches": True,
                      "lamix_global_label": True},
            "regularizer": {"name": cfg_extra.pop("reg", "none")}, "loss": {"label_smoothing": 0.0, "form": "ce"},
            "trainer": {"epochs": 400, "batch_size": 128, "bf16": True},
@@ -203,7 +143,10 @@ def test_lamix_table3_uses_median10_and_borrows_vanilla_from_table1_runs(tmp_pat
     vanilla = next(r for r in rows if r["method"] == "erm" and r["dataset"] == "cifar10" and r["model"] == "preactresnet18")
     assert (vanilla["statistic"], vanilla["ours_mean"], vanilla["n"]) == ("final", 5.0, 1)  # Table 1's final-epoch error
     assert f"**row erm** (1 runs in {fb.resolve()}; statistic: the last epoch's test metrics)" in text
-    assert "- CutMix probability" not in text and "| loss | BCE on softmax outputs" in text
+    assert "- CutMix probability" not in text
+    # these runs (written above with cross-entropy, lr 0.1, 400 epochs) against PuzzleMix's settings
+    assert "| loss.form | ce | bce_softmax | puzzle main.py l.292, 328, 394" in text
+    assert "| optim.lr | 0.1 | 0.2 | puzzle README l.75, l.129: --learning_rate 0.2 |" in text
     final = build_paper_report(puzzle, "lamix-table3", stat="final")[1]
     assert next(r for r in final if r["method"] == "puzzlemix" and r["n"])["ours_mean"] == pytest.approx(100 - 96.5)
 
@@ -221,7 +164,13 @@ def test_protocol_card_is_generated_from_the_runs_configs(tmp_path):
                  "- crop/flip: cifar10: padding 4, flip True", "- normalisation: cifar10: mean [0.5], std [0.5]",
                  "- precision: bf16 autocast on CUDA", "- seeds: 0, 1", "statistic: the last epoch's test metrics"]:
         assert line in card, line
-    assert "| schedule | lr /10 at 0-based epochs 101 and 151 of 400 |" in card  # a deviation row, with its source
+    # rows: these runs against fb's settings, each with its source and why (the normalisation was written as 0.5)
+    assert ("| dataset.mean (dataset.channels 3) | [0.5] | [0.4914, 0.4822, 0.4465] | fb train.py l.58 | "
+            "not this recipe's value") in card
+    assert "| trainer.bf16 | True | False | fb train.py trains in float32" in card  # a listed deviation
+    assert "| seeds | 2 | 5 | lamix.txt 3.1: 'the mean of five runs' |" in card
+    assert "| statistic | final | silent |" in card and "| seeding |" in card  # a choice, and a note
+    assert "| lr_drops |" not in card and "| mixer.prob (mixer.name cutmix) |" not in card  # equal: no row
 
 
 def test_sem_improvement_rows_are_computed(tmp_path):
@@ -339,4 +288,5 @@ def test_plain_reports_carry_a_protocol_card_too(tmp_path):
     _run(tmp_path, "m", "cifar100", "preactresnet18", "mixup", 1, {"test_error": 21.0})
     card = folder_card("lamix-fig4", tmp_path, ["method=lamix"])
     assert card.startswith("### Protocol of lamix-fig4") and "(1 runs in" in card and "- seeds: 0\n" in card
-    assert "| CutMix probability | 0.5 (method=cutmix_prob05) |" in card  # the fb recipe's deviations
+    assert "| trainer.bf16 | True | False |" in card and "| CutMix |" in card  # the fb recipe's deviation and notes
+    assert "| mixer.lamix_beta" not in card  # beta 0.5 is one of Fig. 4's sweep: no difference

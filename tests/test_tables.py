@@ -144,8 +144,12 @@ def test_a_table_reproduced_on_fixture_data(tmp_path):
     assert "| method | imagenet resnet50 top1 ours | paper | Δ | imagenet resnet50 ece ours |" in ub
     # the protocol card, from the runs' configs: uncertainty-baselines' optimiser with the smoke lr and batch
     assert "- optimiser: SGD Nesterov lr 0.02, momentum 0.9, weight decay 0.0002 (none on BatchNorm)" in ub
-    assert "- schedule: x0.1 at [66, 133, 177]\n" in ub and "- batch: 8" in ub  # smoke: no warm-up in 1 epoch
-    assert "| mixup pairing | random permutation" in ub  # a deviation, with its source
+    # smoke: the scaled schedule of a 1-epoch run, no warm-up
+    assert "- schedule: x0.1 at [0, 0, 0] (epochs [30, 60, 80] of a 90-epoch run, scaled to 1)\n" in ub and "- batch: 8" in ub
+    # the smoke budget's changes are on the card as what they are, with the authors' values and sources
+    assert ("| trainer.batch_size | 8 | 4096 | ub deterministic.py l.46, 77, 107: per_core_batch_size 128 x num_cores 32 "
+            "| not this recipe's value") in ub
+    assert "| mixer.pairing" not in ub and "| warm-up granularity | per epoch |" in ub  # equal: no row; a note
     erm, mixup = [l for l in result_lines(ub) if l.startswith("| erm") or l.startswith("| mixup+rescaled")]
     assert erm.split(" | ")[2] == "76.20" and mixup.split(" | ")[11] == "28.30"  # published numbers filled in
     assert "(1) |" in mixup.split(" | ")[10] + " |"  # ours: one smoke run on ObjectNet, rescaled

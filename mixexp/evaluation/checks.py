@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mixexp.data.evalsets import CORRUPTIONS, EVAL_SETS, IMAGENET_C_CROPS, SEVERITIES
 from mixexp.errors import one_of, require
+from mixexp.evaluation.rescaling import RESCALING_MEANS
 
 
 def check_eval(cfg) -> None:
@@ -19,5 +20,6 @@ def check_eval(cfg) -> None:
     for name in ev.corruptions:
         one_of("eval.corruptions", name, CORRUPTIONS)
     one_of("eval.imagenet_c_crop", ev.imagenet_c_crop, IMAGENET_C_CROPS)
+    one_of("eval.rescaling_mean", ev.rescaling_mean, RESCALING_MEANS)
     require(not ev.rescaled or cfg.mixer.name == "mixup", "eval.rescaled", ev.rescaled,
             f"needs a mixup-trained run (mixer=mixup), not mixer={cfg.mixer.name}")

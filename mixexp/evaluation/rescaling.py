@@ -6,7 +6,10 @@ theta ~ Beta(alpha, alpha) restricted to [1/2, 1], plus zero-mean noise. So at t
     x' = x_bar + theta_bar (x - x_bar),      z_r = y_bar + (f(x') - y_bar) / theta_bar,
 
 with theta_bar = E[theta] = 1 - I_{1/2}(alpha + 1, alpha), x_bar the per-pixel mean of the (normalised,
-un-mixed) training inputs and y_bar the training class frequencies.
+un-mixed) training inputs and y_bar the training class frequencies. ``eval.rescaling_mean`` says which view
+of the training images x_bar averages: ``unaugmented`` (as the test set is seen) or ``augmented`` (one pass of
+the training pipeline's random crops and flips, as uncertainty-baselines' deterministic.py averages the batches
+of its training input pipeline without mixup).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Dict
 
 import torch
 from scipy.special import betainc
+
+RESCALING_MEANS = ("unaugmented", "augmented")
 
 
 def theta_bar(alpha: float) -> float:
@@ -44,10 +49,11 @@ class Rescaling:
     theta: float
     x_bar: torch.Tensor  # (C, H, W), normalised input units
     y_bar: torch.Tensor  # (K,), class frequencies
+    view: str = "unaugmented"  # which view of the training images x_bar averages (RESCALING_MEANS)
 
     @classmethod
-    def from_training_set(cls, alpha: float, loader, num_classes: int) -> "Rescaling":
-        """x_bar and y_bar from one un-augmented pass over the training set (``loader`` with train=False)."""
+    def from_training_set(cls, alpha: float, loader, num_classes: int, view: str = "unaugmented") -> "Rescaling":
+        """x_bar and y_bar from one pass of ``loader`` over the training set, whose images it shows as ``view``."""
         total, count, labels = None, 0, []
         for x, y in loader:
             s = x.double().sum(dim=0)
@@ -55,7 +61,7 @@ class Rescaling:
             count += x.shape[0]
             labels.append(y)
         y_bar = torch.bincount(torch.cat(labels), minlength=num_classes).double() / count
-        return cls(theta_bar(alpha), (total / count).float(), y_bar.float())
+        return cls(theta_bar(alpha), (total / count).float(), y_bar.float(), view)
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         return rescale_inputs(x, self.x_bar.to(x.device), self.theta)
@@ -65,7 +71,31 @@ class Rescaling:
 
     @classmethod
     def from_state_dict(cls, state: Dict[str, object]) -> "Rescaling":
-        return cls(float(state["theta_bar"]), state["x_bar"], state["y_bar"])
+        # checkpoints written before eval.rescaling_mean existed hold the un-augmented mean
+        return cls(float(state["theta_bar"]), state["x_bar"], state["y_bar"], str(state.get("x_bar_view", "unaugmented")))
 
     def state_dict(self) -> Dict[str, object]:
-        return {"theta_bar": self.theta, "x_bar": self.x_bar.cpu(), "y_bar": self.y_bar.cpu()}
+        return {"theta_bar": self.theta, "x_bar": self.x_bar.cpu(), "y_bar": self.y_bar.cpu(), "x_bar_view": self.view}
+
+
+def stored_or_training_statistics(cfg, stored, data, device) -> Rescaling:
+    """The rescaling a checkpoint holds (``stored``: its state dict, or None) when it averaged the view that
+    ``cfg.eval.rescaling_mean`` asks for, else :func:`training_statistics`."""
+    if stored is not None and str(stored.get("x_bar_view", "unaugmented")) == cfg.eval.rescaling_mean:
+        return Rescaling.from_state_dict(stored)
+    return training_statistics(cfg, data, device)
+
+
+def training_statistics(cfg, data, device) -> Rescaling:
+    """The rescaling of a run of ``cfg`` trained on ``data`` (a :class:`~mixexp.data.Dataset`): x_bar over the
+    view ``cfg.eval.rescaling_mean`` of the training images, y_bar their class frequencies, in a forked RNG so
+    that the run's own random stream (its initial weights and batches) is the same with or without it."""
+    from mixexp.data import build_loader
+
+    augmented = cfg.eval.rescaling_mean == "augmented"
+    augment = dict(crop_padding=cfg.dataset.crop_padding, flip=cfg.dataset.flip, drop_last=False) if augmented else {}
+    devices = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        loader = build_loader(data.train, cfg.trainer.eval_batch_size, train=augmented, device=device,
+                              mean=data.mean, std=data.std, **augment)
+        return Rescaling.from_training_set(cfg.mixer.alpha, loader, data.num_classes, cfg.eval.rescaling_mean)

@@ -14,7 +14,7 @@ from mixexp.checkpoint import CHECKPOINT, load_checkpoint
 from mixexp.config import Config, option, validate
 from mixexp.data import build_loader, load_dataset
 from mixexp.errors import ConfigError
-from mixexp.evaluation.rescaling import Rescaling
+from mixexp.evaluation.rescaling import Rescaling, stored_or_training_statistics
 from mixexp.evaluation.suite import EvalContext
 from mixexp.train_utils import resolve_device
 
@@ -73,10 +73,7 @@ def load_finished_run(run_dir: Path, overrides: Sequence[str] = ()) -> FinishedR
         raise ConfigError(f"{path} does not hold this config's model: {str(e).splitlines()[0]}") from None
     rescaling = None
     if cfg.eval.rescaled:
-        rescaling = (Rescaling.from_state_dict(state["rescaling"]) if state.get("rescaling") is not None
-                     else Rescaling.from_training_set(cfg.mixer.alpha, build_loader(
-                         data.train, cfg.trainer.eval_batch_size, device=device, mean=data.mean, std=data.std,
-                         train=False), data.num_classes))
+        rescaling = stored_or_training_statistics(cfg, state.get("rescaling"), data, device)
     test_loader = build_loader(data.test, cfg.trainer.eval_batch_size, device=device, mean=data.mean, std=data.std,
                                train=False)
     context = EvalContext(cfg, device, data.mean, data.std, data.image_shape)

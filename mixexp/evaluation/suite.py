@@ -115,9 +115,22 @@ def missing_sets(names: Iterable[str], existing: Dict[str, Any], prefixes: Itera
     return [n for n in dict.fromkeys(names) if stale(n) or any(set_key(n, p) not in existing for p in prefixes)]
 
 
+RESCALING_VIEW_KEY = "rescaling_x_bar_view"
+
+
+def current_results(existing: Dict[str, Any], eval_cfg) -> Dict[str, Any]:
+    """``existing`` (a run's metrics.json) without the rescaled results computed with another mean image than
+    ``eval.rescaling_mean`` asks for (runs written before the key existed used the un-augmented one)."""
+    view = existing.get(RESCALING_VIEW_KEY, "unaugmented")
+    if not eval_cfg.rescaled or view == eval_cfg.rescaling_mean:
+        return dict(existing)
+    return {k: v for k, v in existing.items() if not k.startswith(keys.RESCALED) and k != RESCALING_VIEW_KEY}
+
+
 def missing_results(existing: Dict[str, Any], eval_cfg) -> List[str]:
     """What :func:`evaluate_model` would add to a run's metrics.json ``existing`` under ``eval_cfg``: the
     rescaled test set (``eval.rescaled``) and the missing or stale shift and OOD sets."""
+    existing = current_results(existing, eval_cfg)
     prefixes = ["", keys.RESCALED] if eval_cfg.rescaled else [""]
     rescaled_test = ["rescaled test"] if eval_cfg.rescaled and keys.RESCALED + "test_acc" not in existing else []
     return rescaled_test + missing_sets([*eval_cfg.shift, *eval_cfg.ood], existing, prefixes, eval_cfg)
@@ -132,7 +145,7 @@ def evaluate_model(model, ctx: EvalContext, test_loader, rescaling: Optional[Res
     Under ``torchrun`` the test set is predicted in shards and gathered (``test_loader`` sharded by rank;
     :func:`predict_logits`), so every rank gets the test metrics; the shift and OOD sets run on rank 0
     alone (it alone writes metrics.json), one process reading and caching each set."""
-    existing = dict(existing or {})
+    existing = current_results(existing or {}, ctx.cfg.eval)
     logits, labels = predict_logits(model, test_loader)
     metrics: Dict[str, Any] = classification_metrics(logits, labels, prefix="test")
     in_scores = {"": max_softmax(logits)}
@@ -141,6 +154,7 @@ def evaluate_model(model, ctx: EvalContext, test_loader, rescaling: Optional[Res
         rescaled = rescaling.logits(z)
         metrics.update(classification_metrics(rescaled, labels, prefix=keys.RESCALED + "test"))
         metrics["rescaling_theta_bar"] = rescaling.theta
+        metrics[RESCALING_VIEW_KEY] = rescaling.view
         in_scores[keys.RESCALED] = max_softmax(rescaled)
     metrics.update(existing)
     ev = ctx.cfg.eval

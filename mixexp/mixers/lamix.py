@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mixexp.errors import require
-from mixexp.losses import mixed_target, soft_cross_entropy
+from mixexp.losses import SOFT_TARGET_LOSSES, mixed_target
 from mixexp.method import Method
 from mixexp.mixers.base import MixedBatch, Mixer, MixingConfig, random_partner, sample_lambda
 from mixexp.mixers.mixup import mixup
@@ -103,16 +103,20 @@ class LaMix(Mixer):
 
 
 class LaMixCriterion(nn.Module):
-    """Cross-entropy against LaMix's target; owns the global head W_t (shaped like the classifier W_l).
+    """The run's loss (``loss.form``: cross-entropy, or PuzzleMix's BCE on softmax outputs) against LaMix's
+    target; owns the global head W_t (shaped like the classifier W_l).
 
+    The loss form is the run's, as for every other method: LaMix on PuzzleMix inputs (Tables 3-4) kept "all
+    the settings" of PuzzleMix's main.py, which trains every method with ``bce_loss(softmax(output), target)``.
     The head is kept without the global label too, so that checkpoints have one layout; it then gets
     no gradient.
     """
 
     def __init__(self, feature_dim: int, num_classes: int, beta: float = 0.5, global_label: bool = True,
-                 record_every: int = 0) -> None:
+                 record_every: int = 0, form: str = "ce") -> None:
         super().__init__()
         self.num_classes, self.beta, self.use_global_label = num_classes, beta, global_label
+        self.target_loss = SOFT_TARGET_LOSSES[form]
         self.head = nn.Linear(feature_dim, num_classes)
         # Figs 2-3: summarise the targets of the first mixed mini-batch of every record_every-th epoch
         self.record_every, self.epoch, self._record = record_every, 0, None
@@ -130,7 +134,7 @@ class LaMixCriterion(nn.Module):
         due = self.record_every and (self.epoch + 1) % self.record_every == 0 and self._record is None
         if due and mixed.mixed:  # one host sync, every record_every epochs
             self._record = soft_target_summary(target, p)
-        return soft_cross_entropy(logits, target)
+        return self.target_loss(logits, target)
 
 
 @dataclass
@@ -173,6 +177,6 @@ class LaMixConfig(MixingConfig):
 
     def build_method(self, criterion, regularizers, num_classes: int, feature_dim: int, epochs: int) -> Method:
         lamix = LaMixCriterion(feature_dim, num_classes, self.lamix_beta, self.lamix_global_label,
-                               self.lamix_record_every)
+                               self.lamix_record_every, criterion.form)
         return Method(self.build(num_classes, feature_dim), lamix, regularizers, self.stop_epoch_for(epochs),
                       erm_criterion=criterion)

@@ -7,7 +7,9 @@
 - ``puzzlemix``: snu-mllab/PuzzleMix ``models/preresnet.py`` (also the kuangliu/pytorch-cifar
   PreActResNet18): no BN after the stem and none before pooling: 11,171,146 parameters;
 - ``fb``: facebookresearch/mixup-cifar10 ``models/resnet.py`` ``ResNet18()``: a conv-BN-ReLU stem, then
-  the same pre-activation blocks, no BN before pooling: 11,171,274 parameters.
+  pre-activation blocks whose identity path carries the *activated* input relu(bn1(x)) rather than x
+  (``PreActBlock.forward``: ``shortcut = self.shortcut(out)`` with ``self.shortcut = nn.Sequential()`` when
+  the shapes match), no BN before pooling: 11,171,274 parameters, the same count as a block adding x.
 
 ``stem``: ``cifar`` (3x3 stride-1 first conv) or ``stride2`` (3x3 stride-2 first conv, which PuzzleMix
 uses for 64 px Tiny-ImageNet images so that layer4 sees 4x4 maps as on 32 px CIFAR).
@@ -30,12 +32,17 @@ STEM_STRIDES = {"cifar": 1, "stride2": 2}
 
 
 class PreActBlock(nn.Module):
-    """Pre-activation basic block (BN-ReLU-conv3x3 twice), He et al. 2016 "Identity Mappings"."""
+    """Pre-activation basic block (BN-ReLU-conv3x3 twice), He et al. 2016 "Identity Mappings".
+
+    out = conv2(relu(bn2(conv1(a)))) + s, a = relu(bn1(x)), with s = x (``activated_identity=False``,
+    He et al. and PuzzleMix) or s = a (fb's ResNet18) when the shapes match, and s = conv1x1(a) when they
+    do not (both codes)."""
 
     expansion = 1
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, activated_identity: bool = False) -> None:
         super().__init__()
+        self.activated_identity = activated_identity
         self.bn1 = nn.BatchNorm2d(in_planes)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
@@ -47,7 +54,10 @@ class PreActBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(x))
         # A projecting shortcut reads the normalised input, so both branches see the same scale.
-        identity = x if self.shortcut is None else self.shortcut(out)
+        if self.shortcut is not None:
+            identity = self.shortcut(out)
+        else:
+            identity = out if self.activated_identity else x
         out = self.conv1(out)
         out = self.conv2(F.relu(self.bn2(out)))
         return out + identity
@@ -69,7 +79,7 @@ class PreActResNet(ClassifierModel):
             stride = 1 if i == 0 else 2
             layers = []
             for s in [stride] + [1] * (blocks - 1):
-                layers.append(PreActBlock(in_planes, planes, s))
+                layers.append(PreActBlock(in_planes, planes, s, activated_identity=variant == "fb"))
                 in_planes = planes
             stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages

@@ -60,12 +60,14 @@ class SemanticEquivarianceLoss(nn.Module):
     clean batch costs one extra forward pass; g(x_j) is that pass permuted by the partner index.
     With ``detach_target`` (the default) the target is a constant for the step, so only g(x~) is pulled
     towards it and the clean pass needs no backward; otherwise gradients flow through both passes.
-    ``update_bn_stats=False`` (the default) keeps BatchNorm's running statistics out of the clean pass,
-    so they are those of plain mixup training and only the loss term differs from the mixup row.
+    ``update_bn_stats=True`` (the default) makes the clean pass a plain training-mode forward pass, which
+    updates BatchNorm's running statistics as any forward pass does (SEM's Algorithm 1 computes g(x_i) and
+    g(x_j) with the network being trained; the paper says no more); ``False`` keeps them those of the mixed
+    batches alone, as in plain mixup training.
     """
 
     def __init__(self, gamma: float = 1.0, distance: str = "mse", detach_target: bool = True,
-                 update_bn_stats: bool = False) -> None:
+                 update_bn_stats: bool = True) -> None:
         super().__init__()
         self.gamma, self.distance, self.detach_target = gamma, distance, detach_target
         self.update_bn_stats = update_bn_stats
@@ -91,8 +93,9 @@ class SEMConfig(RegularizerConfig):
     # Stop the gradient through the target lam * g(x_i) + (1 - lam) * g(x_j) (the clean pass is then
     # forward-only: about 1.3x a mixup step instead of about 2x)
     detach_target: bool = True
-    # Let the clean pass update BatchNorm's running statistics too (false: only the mixed pass does, as in mixup)
-    update_bn_stats: bool = False
+    # The clean pass updates BatchNorm's running statistics, as a plain forward pass in training mode does
+    # (false: only the mixed pass does, as in mixup training)
+    update_bn_stats: bool = True
 
     def check(self, cfg, mixer) -> None:
         require(self.gamma >= 0, "regularizer.gamma", self.gamma, "must be >= 0")

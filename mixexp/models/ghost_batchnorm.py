@@ -1,0 +1,75 @@
+"""BatchNorm over fixed groups of a batch ("ghost" BatchNorm, Hoffer et al. 2017).
+
+In training, a batch of B = n * G examples is normalised group by group: examples [kG, (k+1)G) with the mean
+and variance of their own group. This is what data-parallel training without synchronised BatchNorm does
+with a per-device batch of G: uncertainty-baselines trains ImageNet on 32 TPU cores x 128 images, each core
+normalising its own 128 (TPU replicas' BatchNorm is per replica). The running statistics are updated as the
+replicas' mirrored averages are: each group moves them from the same start, and the groups' results are
+averaged, i.e. the usual update with the groups' mean statistics. Evaluation is plain BatchNorm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GhostBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (same parameters, buffers and state_dict keys) whose training statistics are those of
+    each group of ``group_size`` consecutive examples. A batch of at most ``group_size`` examples is one group; a
+    batch that is not a multiple of it ends with a smaller group."""
+
+    def __init__(self, num_features: int, group_size: int, **kwargs) -> None:
+        super().__init__(num_features, **kwargs)
+        self.group_size = int(group_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.shape[0] <= self.group_size:
+            return super().forward(x)
+        factor = self._factor()
+        full, rest = divmod(x.shape[0], self.group_size)
+        parts = [(x[: full * self.group_size], full)] + ([(x[full * self.group_size:], 1)] if rest else [])
+        outs, means, variances = [], [], []
+        for part, n in parts:
+            out, mean, var = self._normalise_groups(part, n, factor)
+            outs.append(out)
+            means.append(mean)
+            variances.append(var)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.running_mean.copy_(torch.cat(means).mean(0))
+                self.running_var.copy_(torch.cat(variances).mean(0))
+        return torch.cat(outs) if len(outs) > 1 else outs[0]
+
+    def _factor(self) -> float:
+        """The running-average factor of this step, as ``nn.BatchNorm2d`` computes it."""
+        if not self.track_running_stats:
+            return 0.0
+        self.num_batches_tracked.add_(1)
+        return 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+
+    def _normalise_groups(self, x: torch.Tensor, n: int, factor: float):
+        """(x normalised in n equal groups, each group's updated running mean (n, C) and variance (n, C)): each
+        (group, channel) pair is a channel of one fused ``batch_norm`` call."""
+        b, c, rest = x.shape[0], x.shape[1], x.shape[2:]
+        grouped = x.reshape(n, b // n, c, *rest).transpose(0, 1).reshape(b // n, n * c, *rest)
+        mean = self.running_mean.repeat(n) if self.track_running_stats else None
+        var = self.running_var.repeat(n) if self.track_running_stats else None
+        weight, bias = (self.weight.repeat(n), self.bias.repeat(n)) if self.affine else (None, None)
+        out = F.batch_norm(grouped, mean, var, weight, bias, True, factor, self.eps)
+        out = out.reshape(b // n, n, c, *rest).transpose(0, 1).reshape(x.shape)
+        return out, (mean.view(n, c) if mean is not None else None), (var.view(n, c) if var is not None else None)
+
+
+def convert_ghost_batchnorm(module: nn.Module, group_size: int) -> nn.Module:
+    """``module`` with every ``nn.BatchNorm2d`` replaced by a :class:`GhostBatchNorm2d` holding the same
+    parameters and statistics (in place for children; the converted module is returned)."""
+    if isinstance(module, nn.BatchNorm2d) and not isinstance(module, GhostBatchNorm2d):
+        ghost = GhostBatchNorm2d(module.num_features, group_size, eps=module.eps, momentum=module.momentum,
+                                 affine=module.affine, track_running_stats=module.track_running_stats)
+        ghost.load_state_dict(module.state_dict())
+        return ghost.to(next(iter(module.state_dict().values())).device) if module.state_dict() else ghost
+    for name, child in module.named_children():
+        setattr(module, name, convert_ghost_batchnorm(child, group_size))
+    return module
