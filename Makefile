@@ -12,14 +12,15 @@ METHODS_DIR ?= multirun/methods_demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 FIGURES_DIR ?= multirun/figures_demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 FIGURES_OUT ?= reports/figures/demo
 
-.PHONY: install test demo methods-demo figures-demo bench clean help
+.PHONY: install test demo methods-demo figures-demo bench gpu-check clean help
 
 help:
 	@echo "make demo   - train ERM, mixup and CutMix on the bundled digits (3 seeds) and print the table"
 	@echo "make test   - run the test suite"
 	@echo "make methods-demo - every method of the papers on the digits (SEM, ES, LaMix, PuzzleMix, LS, rescaling)"
 	@echo "make figures-demo - train on the digits, then draw every figure kind into $(FIGURES_OUT) (PNG, PDF, CSV)"
-	@echo "make bench  - speed of the data pipeline, the training step and each method (writes bench.json)"
+	@echo "make bench [QUICK=1] - speed of the data pipeline, the step, each method, host-bound costs (bench.json)"
+	@echo "make gpu-check [DRY=1] - every method, throughput, DDP, PuzzleMix on the GPUs in < 8 min (gpu_check.json, .md)"
 	@echo "make reproduce-<paper>-<table> [SMOKE=1] [LOGGER=wandb] - a paper table's sweep, then reports/<paper>-<table>.md"
 	@echo "     targets: $$($(BIN)/python -c 'from mixexp.reproduce import TARGETS; print(" ".join(TARGETS))' 2>/dev/null) all"
 	@echo "make install - create $(VENV) and install mixexp into it"
@@ -45,8 +46,13 @@ methods-demo: $(STAMP)
 figures-demo: $(STAMP)
 	scripts/figures_demo.sh $(BIN) $(FIGURES_DIR) $(FIGURES_OUT)
 
+# QUICK=1: every part at a tiny size (seconds on a CPU; CI runs it)
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench.py $(if $(filter 1,$(QUICK)),--quick) $(BENCH_ARGS)
+
+# DRY=1: the same code on the CPU at tiny sizes (under a minute; CI runs it)
+gpu-check: $(STAMP)
+	$(BIN)/python scripts/gpu_check.py $(if $(filter 1,$(DRY)),--dry) $(GPU_CHECK_ARGS)
 
 # Paper tables: make reproduce-sem-table1, ..., make reproduce-all. SMOKE=1: the same grids with a tiny
 # budget on fixture data (minutes on a CPU). LOGGER=wandb: runs and reports go to W&B too.

@@ -21,6 +21,17 @@ M is the model's forward multiply-accumulates per image (counted with torch's Fl
 meta device), an evaluation image costs a third of a training image (forward only), c_method is the
 method's step time relative to mixup. R_ref and c_method come from ``bench.json`` (``make bench`` on your
 device) when it is there; otherwise from :data:`REFERENCE`, whose provenance is stated with it.
+
+A PuzzleMix run (puzzlemix, lamix_puzzle) adds its graph cuts, which run on the host's CPU between the
+saliency pass and the mixed step of each batch, so that the accelerator waits for them whatever its speed:
+
+    + epochs * steps_per_epoch * batch * s_pair(px)
+
+s_pair is the cut time per pair with every core (``mixer.workers=0``) at the nearest measured image
+side (:mod:`mixexp.hostcost`): from bench.json's ``graph_cuts`` when present, else measured on this host
+when the plan first needs it (about a second). c_method of PuzzleMix is then its step without the cuts
+(bench.json ``method_step_time_vs_mixup_without_cuts``). The plan prints its own estimate of PuzzleMix's
+published epoch times (:data:`PUZZLEMIX_ANCHOR`) beside them, so that the arithmetic can be checked.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import functools
 import itertools
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -39,7 +51,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 # forward MACs per second. We apply that rate to every model (an ESTIMATE: small 32 px networks reach a
 # smaller share of a GPU, so read the hours as a lower bound), capped at MAX_IMAGES_PER_S (an assumed
 # per-step overhead bound for tiny models such as LeNet). Method ratios: this project's CPU benchmark
-# (README, "Speed": scripts/bench.py on 2 cores), the only measurement shipped.
+# (README, "Speed": scripts/bench.py on 2 cores), the only measurement shipped; PuzzleMix's is its step
+# without the graph cuts (on that CPU they were about 1% of its step), which the plan adds as host time.
 REFERENCE = {
     "source": "estimate from timm's RTX 3090 resnet50 training rate (5.0e12 forward MACs/s) and mixexp's "
               "CPU method ratios; run `make bench` on your GPU for a measured plan",
@@ -49,6 +62,18 @@ REFERENCE = {
 }
 MAX_IMAGES_PER_S = 50_000.0
 EVAL_COST = 1.0 / 3.0  # an evaluated image: forward only, about a third of a training step
+
+# The published figure a PuzzleMix estimate can be checked against: snu-mllab/PuzzleMix README, update of
+# 20.12.01 (torch 1.7, graph cuts in `--mp` CPU processes): "50s/epoch" PuzzleMix, "34s/epoch" Vanilla,
+# CIFAR-100, PreActResNet-18 (main.py: batch 100; models/preresnet.py, our variant puzzlemix).
+PUZZLEMIX_ANCHOR = {
+    "source": "snu-mllab/PuzzleMix README (20.12.01, torch 1.7, multi-process graph cuts)",
+    "vanilla_s_per_epoch": 34.0, "puzzlemix_s_per_epoch": 50.0,
+    "model": "name: preactresnet18\nvariant: puzzlemix\n", "train_images": 50_000, "num_classes": 100,
+    "batch": 100, "size": 32,
+}
+# The cut sizes timed: PuzzleMix's CIFAR batch at 32 px and its Tiny-ImageNet batch at 64 px.
+GRAPH_CUT_SIZES = ((100, 32), (64, 64))
 
 
 @dataclass(frozen=True)
@@ -61,19 +86,61 @@ class PlannedRun:
     gpu_hours: float
     finished: bool
     checkpoint_bytes: int = 0  # what the run leaves on disk (last.pt, snapshots)
+    host_hours: float = 0.0  # of gpu_hours: the accelerator waiting for the host (PuzzleMix's graph cuts)
+
+
+@dataclass
+class GraphCuts:
+    """PuzzleMix's graph cuts on this host with every core: seconds per pair, by image side in px."""
+
+    seconds_per_pair: Dict[int, float]
+    source: str
+
+    def seconds_per_batch(self, batch: int, size: int) -> float:
+        nearest = min(self.seconds_per_pair, key=lambda px: (abs(px - size), px))
+        return batch * self.seconds_per_pair[nearest]
+
+    @classmethod
+    def from_bench(cls, rows: List[dict], source: str) -> "GraphCuts":
+        """From bench.json's ``graph_cuts`` rows (batch, size, s_per_batch by thread count): the most threads."""
+        per_pair = {}
+        for row in rows:
+            threads = max(row["s_per_batch"], key=int)
+            per_pair[int(row["size"])] = float(row["s_per_batch"][threads]) / int(row["batch"])
+        return cls(per_pair, source)
+
+    @classmethod
+    def measure(cls) -> "GraphCuts":
+        """Timed now, one repetition per grid size (about a second)."""
+        from mixexp.hostcost import graph_cut_seconds
+
+        cores = os.cpu_count() or 1
+        per_pair = {size: graph_cut_seconds(batch, size, cores, reps=1) / batch for batch, size in GRAPH_CUT_SIZES}
+        return cls(per_pair, f"measured by the plan on this host ({cores} threads)")
 
 
 @dataclass
 class Throughput:
-    """Training images per second of PreActResNet18 at 32 px under mixup, and method step-time ratios."""
+    """Training images per second of PreActResNet18 at 32 px under mixup, method step-time ratios (PuzzleMix's
+    without its graph cuts) and the cuts' host time (None: measured when a PuzzleMix run first needs it)."""
 
     base_images_per_s: float
     method_ratio: Dict[str, float]
     source: str
+    cuts: Optional[GraphCuts] = None
 
     def images_per_s(self, macs: float, method: str) -> float:
         rate = self.base_images_per_s * model_cost(PREACT18, 32, 3, 10)[0] / macs
         return min(rate, MAX_IMAGES_PER_S) / self.method_ratio.get(_method_family(method), 1.0)
+
+    def graph_cuts(self) -> GraphCuts:
+        if self.cuts is None:
+            self.cuts = GraphCuts.measure()
+        return self.cuts
+
+    def host_seconds_per_step(self, method: str, batch: int, size: int) -> float:
+        """Seconds a step waits for the host: PuzzleMix's cuts of its batch; 0 for the other methods."""
+        return self.graph_cuts().seconds_per_batch(batch, size) if _method_family(method) == "puzzlemix" else 0.0
 
 
 def _method_family(method: str) -> str:
@@ -90,9 +157,11 @@ def load_throughput(bench: Optional[Path]) -> Throughput:
     """From ``bench.json`` (scripts/bench.py) when it exists, else the shipped :data:`REFERENCE`."""
     if bench is not None and bench.is_file():
         data = json.loads(bench.read_text())
-        ratios = {"mixup": 1.0, "erm": 1.0, **data.get("method_step_time_vs_mixup", {})}
-        return Throughput(float(data["step_images_per_s"]["mixexp"]), ratios,
-                          f"measured by make bench ({bench}, {data.get('device', 'unknown device')})")
+        ratios = {"mixup": 1.0, "erm": 1.0, **data.get("method_step_time_vs_mixup", {}),
+                  **data.get("method_step_time_vs_mixup_without_cuts", {})}
+        source = f"measured by make bench ({bench}, {data.get('device', 'unknown device')})"
+        cuts = GraphCuts.from_bench(data["graph_cuts"], source) if data.get("graph_cuts") else None
+        return Throughput(float(data["step_images_per_s"]["mixexp"]), ratios, source, cuts)
     base = REFERENCE["macs_per_s"] / model_cost(PREACT18, 32, 3, 10)[0]
     return Throughput(base, dict(REFERENCE["method_step_time_vs_mixup"]), REFERENCE["source"])
 
@@ -201,17 +270,27 @@ def final_eval_images(cfg) -> int:
     return total * (2 if ev.rescaled else 1)
 
 
-def run_cost(cfg, method: str, throughput: Throughput) -> Tuple[int, int, float, int]:
-    """(training images, evaluated images, GPU-hours, checkpoint bytes) of one run of a composed config."""
+def steps_per_epoch(n_train: int, batch: int) -> int:
+    """Optimiser steps of one epoch (the loader's count: a final batch of one example is left out)."""
+    from mixexp.data.loader import drops_last_batch
+
+    return n_train // batch if drops_last_batch(n_train, batch, True, False) else -(-n_train // batch)
+
+
+def run_cost(cfg, method: str, throughput: Throughput) -> Tuple[int, int, float, int, float]:
+    """(training images, evaluated images, GPU-hours, checkpoint bytes, hours of them waiting for the host)
+    of one run of a composed config."""
     n_train, n_test, side, channels = dataset_size(cfg)
     num_classes = {"cifar100": 100, "tinyimagenet": 200, "imagenet": 1000}.get(cfg.dataset.name, 10)
     from omegaconf import OmegaConf
 
     macs, params, state = model_cost(OmegaConf.to_yaml(cfg.model, resolve=True), side, channels, num_classes)
-    epochs = int(cfg.trainer.epochs)
+    epochs, batch = int(cfg.trainer.epochs), int(cfg.trainer.batch_size)
     train, evaluated = epochs * n_train, epochs * n_test + final_eval_images(cfg)
-    seconds = (train + EVAL_COST * evaluated) / throughput.images_per_s(macs, method)
-    return train, evaluated, seconds / 3600.0, checkpoint_bytes(cfg, params, state)
+    device_seconds = (train + EVAL_COST * evaluated) / throughput.images_per_s(macs, method)
+    host_seconds = epochs * steps_per_epoch(n_train, batch) * throughput.host_seconds_per_step(method, batch, side)
+    hours = (device_seconds + host_seconds) / 3600.0
+    return train, evaluated, hours, checkpoint_bytes(cfg, params, state), host_seconds / 3600.0
 
 
 def plan_target(name: str, target, runs_root: Path, extra: Sequence[str], throughput: Throughput) -> List[PlannedRun]:
@@ -230,17 +309,17 @@ def plan_target(name: str, target, runs_root: Path, extra: Sequence[str], throug
         hydra_cfg = compose(config_name="config", overrides=base, return_hydra_config=True).hydra
         exclude = list(hydra_cfg.job.config.override_dirname.exclude_keys)
         runs: List[PlannedRun] = []
-        cost: Dict[Tuple[str, ...], Tuple[int, int, float, int, int]] = {}
+        cost: Dict[Tuple[str, ...], Tuple[int, int, float, int, float, int]] = {}
         for point in sweep_grid(dict(hydra_cfg.sweeper.params or {})):
             key = tuple(o for o in point if not o.startswith("seed="))
             if key not in cost:
                 cfg = compose(config_name="config", overrides=[*base, *point])
                 method = method_name(flatten(_container(cfg)))
                 cost[key] = (*run_cost(cfg, method, throughput), int(cfg.trainer.epochs))
-            train, evaluated, hours, disk, epochs = cost[key]
+            train, evaluated, hours, disk, host, epochs = cost[key]
             folder = runs_root / target.runs / override_dirname([*point, *extra], exclude)
             runs.append(PlannedRun(name, folder, epochs, train, evaluated, hours, (folder / "metrics.json").is_file(),
-                                   disk))
+                                   disk, host))
     return runs
 
 
@@ -250,20 +329,39 @@ def _container(cfg):
     return OmegaConf.to_container(cfg, resolve=False)
 
 
-def format_plan(plans: Dict[str, List[PlannedRun]], source: str) -> str:
-    """A markdown table, one row per target and a total over the distinct runs (shared folders count once)."""
-    header = ("| table | runs | finished | epochs | images | GPU-hours | GPU-hours left | checkpoints GB |\n"
-              "|---|---|---|---|---|---|---|---|\n")
+def format_plan(plans: Dict[str, List[PlannedRun]], source: str, throughput: Optional[Throughput] = None) -> str:
+    """A markdown table, one row per target and a total over the distinct runs (shared folders count once);
+    with ``throughput``, a plan holding PuzzleMix runs ends with its check against :data:`PUZZLEMIX_ANCHOR`."""
+    header = ("| table | runs | finished | epochs | images | GPU-hours | GPU-hours left | of them host-bound "
+              "| checkpoints GB |\n|---|---|---|---|---|---|---|---|---|\n")
     lines, unique = [], {}
     for name, runs in plans.items():
         lines.append(_plan_row(name, runs))
         unique.update({r.folder: r for r in runs})
     total = _plan_row("total (distinct runs)", list(unique.values()))
+    cuts = throughput is not None and any(r.host_hours > 0 for r in unique.values())
     return (f"throughput: {source}\n\n" + header + "\n".join(lines) + "\n" + total.replace("| total", "| **total**")
             + "\n\nimages = epochs x (training images + test images evaluated each epoch) + the evaluation "
               "sets run after training (x2 with rescaling; ObjectNet not counted: its size is known once prepared); "
-              "GPU-hours left = the runs without metrics.json; checkpoints = what the runs keep on disk once "
-              "finished (last.pt and snapshots; trainer.final_checkpoint=weights halves it).\n")
+              "GPU-hours left = the runs without metrics.json; host-bound = the GPU waiting for PuzzleMix's graph "
+              "cuts on the CPU (included in GPU-hours); checkpoints = what the runs keep on disk once "
+              "finished (last.pt and snapshots; trainer.final_checkpoint=weights halves it).\n"
+            + (puzzlemix_check(throughput) if cuts else ""))
+
+
+def puzzlemix_check(throughput: Throughput) -> str:
+    """This plan's epoch times for the setting of :data:`PUZZLEMIX_ANCHOR`, beside the published ones."""
+    a = PUZZLEMIX_ANCHOR
+    macs = model_cost(a["model"], a["size"], 3, a["num_classes"])[0]
+    vanilla = a["train_images"] / throughput.images_per_s(macs, "erm")
+    steps = steps_per_epoch(a["train_images"], a["batch"])
+    cuts = steps * throughput.host_seconds_per_step("puzzlemix", a["batch"], a["size"])
+    puzzle = a["train_images"] / throughput.images_per_s(macs, "puzzlemix") + cuts
+    published = a["puzzlemix_s_per_epoch"] / a["vanilla_s_per_epoch"]
+    return (f"\nPuzzleMix check (CIFAR-100, PreActResNet-18, batch {a['batch']}, one training epoch): this plan "
+            f"{vanilla:,.1f} s vanilla, {puzzle:,.1f} s PuzzleMix ({puzzle / vanilla:.2f}x; {cuts:,.1f} s of it graph "
+            f"cuts, {throughput.graph_cuts().source}); published: {a['vanilla_s_per_epoch']:g} s vanilla, "
+            f"{a['puzzlemix_s_per_epoch']:g} s PuzzleMix ({published:.2f}x), {a['source']}.\n")
 
 
 def _plan_row(name: str, runs: List[PlannedRun]) -> str:
@@ -271,6 +369,7 @@ def _plan_row(name: str, runs: List[PlannedRun]) -> str:
     images = sum(r.train_images + r.eval_images for r in runs)
     hours = sum(r.gpu_hours for r in runs)
     left = sum(r.gpu_hours for r in runs if not r.finished)
+    host = sum(r.host_hours for r in runs)
     disk = sum(r.checkpoint_bytes for r in runs) / 1e9
     return (f"| {name} | {len(runs)} | {sum(r.finished for r in runs)} | {'/'.join(map(str, epochs))} | "
-            f"{images:,} | {hours:,.1f} | {left:,.1f} | {disk:,.1f} |")
+            f"{images:,} | {hours:,.1f} | {left:,.1f} | {host:,.1f} | {disk:,.1f} |")

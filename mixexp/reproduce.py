@@ -152,7 +152,7 @@ def plan(names: Sequence[str], smoke: bool, extra: Sequence[str], root: Path, be
     runs_root = output_folder(root, "multirun", smoke)
     args = [*(["budget=smoke"] if smoke else []), *extra]
     return format_plan({n: plan_target(n, TARGETS[n], runs_root, args, throughput) for n in names},
-                       throughput.source)
+                       throughput.source, throughput)
 
 
 def _write(reports: Path, name: str, text: str, rows) -> List[Path]:

@@ -64,6 +64,9 @@ def finished_without_checkpoint(run_dir: Path, cfg) -> Dict[str, Any]:
 class Trainer:
     def __init__(self, cfg, run_dir) -> None:
         self.cfg, self.run_dir, self.dist = cfg, Path(run_dir), DistEnv()
+        # fit() opens the run's logger; until then (train_epoch driven directly, as scripts/bench.py does)
+        # nothing is logged, and the session clock runs from construction
+        self.logger, self._session_start = NoLogger(), time.perf_counter()
         checkpoint = self.run_dir / CHECKPOINT
         # auto: continue the run the folder holds, else start one (every rank decides before any of them can
         # write: the process group is joined below, and rank 0 writes config.yaml after that)

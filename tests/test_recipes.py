@@ -248,7 +248,7 @@ def test_plan_arithmetic_on_the_demo_grid(tmp_path):
     hours = 3 * 3 * erm.gpu_hours + 3 * erm.gpu_hours  # erm and mixup: 1x; cutmix: 2x (3 seeds each)
     left = hours - cutmix.gpu_hours
     assert total == (f"| **total** (distinct runs) | 9 | 1 | 30 | {9 * 30 * (n_train + n_test):,} | "
-                     f"{hours:,.1f} | {left:,.1f} | {9 * erm.checkpoint_bytes / 1e9:,.1f} |")
+                     f"{hours:,.1f} | {left:,.1f} | 0.0 | {9 * erm.checkpoint_bytes / 1e9:,.1f} |")
     assert erm.checkpoint_bytes > 0 and {r.checkpoint_bytes for r in runs} == {erm.checkpoint_bytes}
 
 

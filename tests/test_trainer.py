@@ -61,6 +61,17 @@ def test_run_directory_holds_config_history_metrics_checkpoint(tmp_path):
     assert not list(run.glob(".*.tmp"))  # atomic writes leave no temporaries behind
 
 
+def test_train_epoch_runs_before_fit_and_trains_fits_first_epoch(tmp_path):
+    # scripts/bench.py drives train_epoch on a trainer that fit() never opened (no logger of the run yet)
+    cfg = compose_cfg(FAST + ["mixer=mixup", "trainer.epochs=1"])
+    validate(cfg)
+    direct = Trainer(cfg, tmp_path / "direct").train_epoch()
+    train(tmp_path, ["mixer=mixup", "trainer.epochs=1"], name="fit")
+    row = next(csv.DictReader((tmp_path / "fit" / "history.csv").open()))
+    assert direct["train_loss"] == pytest.approx(float(row["train_loss"]), rel=1e-6)
+    assert direct["train_acc"] == pytest.approx(float(row["train_acc"]), rel=1e-6)
+
+
 def test_cosine_and_multistep_schedules(tmp_path):
     _, _ = train(tmp_path, ["sched=multistep", "sched.milestones=[1,2]", "sched.gamma=0.5", "trainer.epochs=3",
                             "optim.lr=0.2"], name="a")
