@@ -209,8 +209,9 @@ def sweep_grid(params: Dict[str, str]) -> List[List[str]]:
 
 
 def composed_grid(experiment: str, extra: Sequence[str] = ()):
-    """(the overrides of each seed-free point of ``experiment``'s sweep grid, its composed config, the number of
-    seeds the grid runs it with), composed as the sweep composes it (``hydra.sweeper.params`` of the preset)."""
+    """(overrides of each seed-free point of ``experiment``'s sweep grid, its composed config, the seeds the grid
+    runs it with ([] when the grid sets none), the keys Hydra leaves out of run-folder names), composed as the
+    sweep composes it (``hydra.sweeper.params`` of the preset)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -220,10 +221,12 @@ def composed_grid(experiment: str, extra: Sequence[str] = ()):
     GlobalHydra.instance().clear()
     base = [f"experiment={experiment}", *extra]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        params = dict(compose(config_name="config", overrides=base, return_hydra_config=True).hydra.sweeper.params or {})
-        seeds = len(str(params.pop("seed", "0")).split(","))
+        hydra_cfg = compose(config_name="config", overrides=base, return_hydra_config=True).hydra
+        exclude = list(hydra_cfg.job.config.override_dirname.exclude_keys)
+        params = dict(hydra_cfg.sweeper.params or {})
+        seeds = [v.strip() for v in str(params.pop("seed")).split(",")] if "seed" in params else []
         for point in sweep_grid(params):
-            yield point, compose(config_name="config", overrides=[*base, *point]), seeds
+            yield point, compose(config_name="config", overrides=[*base, *point]), seeds, exclude
 
 
 def override_dirname(overrides: Iterable[str], exclude_keys: Sequence[str]) -> str:
@@ -296,30 +299,17 @@ def run_cost(cfg, method: str, throughput: Throughput) -> Tuple[int, int, float,
 def plan_target(name: str, target, runs_root: Path, extra: Sequence[str], throughput: Throughput) -> List[PlannedRun]:
     """Every run of a reproduce target's grid (``target``: a :class:`mixexp.reproduce.Target`), composed but
     not run. Seeds do not change a run's cost, so one point per seed-free combination is composed."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from mixexp.config import CONF_DIR, register_configs
     from mixexp.report import flatten, method_name
 
-    register_configs()
-    GlobalHydra.instance().clear()
-    base = [f"experiment={target.experiment}", *extra]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        hydra_cfg = compose(config_name="config", overrides=base, return_hydra_config=True).hydra
-        exclude = list(hydra_cfg.job.config.override_dirname.exclude_keys)
-        runs: List[PlannedRun] = []
-        cost: Dict[Tuple[str, ...], Tuple[int, int, float, int, float, int]] = {}
-        for point in sweep_grid(dict(hydra_cfg.sweeper.params or {})):
-            key = tuple(o for o in point if not o.startswith("seed="))
-            if key not in cost:
-                cfg = compose(config_name="config", overrides=[*base, *point])
-                method = method_name(flatten(_container(cfg)))
-                cost[key] = (*run_cost(cfg, method, throughput), int(cfg.trainer.epochs))
-            train, evaluated, hours, disk, host, epochs = cost[key]
-            folder = runs_root / target.runs / override_dirname([*point, *extra], exclude)
-            runs.append(PlannedRun(name, folder, epochs, train, evaluated, hours, (folder / "metrics.json").is_file(),
-                                   disk, host))
+    runs: List[PlannedRun] = []
+    for point, cfg, seeds, exclude in composed_grid(target.experiment, extra):
+        method = method_name(flatten(_container(cfg)))
+        train, evaluated, hours, disk, host = run_cost(cfg, method, throughput)
+        for seed in seeds or [None]:
+            overrides = [*point, *([f"seed={seed}"] if seed is not None else []), *extra]
+            folder = runs_root / target.runs / override_dirname(overrides, exclude)
+            runs.append(PlannedRun(name, folder, int(cfg.trainer.epochs), train, evaluated, hours,
+                                   (folder / "metrics.json").is_file(), disk, host))
     return runs
 
 

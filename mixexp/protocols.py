@@ -146,7 +146,8 @@ class Fact:
     source: str
     when: Tuple[Tuple[str, Tuple[Any, ...]], ...] = ()
     one_of: Tuple[Any, ...] = ()  # instead of one value: any of these (a sweep the paper ran)
-    why: str = ""  # for a silent fact: what we chose, and why
+    chosen: Any = None  # for a silent fact: the value the recipe sets
+    why: str = ""  # for a silent fact: why we chose it
 
     @property
     def silent(self) -> bool:
@@ -156,11 +157,15 @@ class Fact:
         return all(any(_same(view.get(k), v) for v in allowed) for k, allowed in self.when)
 
     def holds(self, ours: Any) -> bool:
-        """Whether our value equals the authors' (any of ``one_of``)."""
-        return any(_same(ours, v) for v in self.one_of) if self.one_of else _same(ours, self.value)
+        """Whether our value is the authors' (any of ``one_of``), or, where they are silent, the recipe's choice."""
+        if self.one_of:
+            return any(_same(ours, v) for v in self.one_of)
+        return _same(ours, self.chosen if self.silent else self.value)
 
     def authors_text(self) -> str:
-        return ("one of " + ", ".join(map(str, self.one_of))) if self.one_of else str(self.value)
+        if self.silent:
+            return f"silent (the recipe chose {_text(self.chosen)})"
+        return ("one of " + ", ".join(map(str, self.one_of))) if self.one_of else _text(self.value)
 
     def setting(self) -> str:
         """The card's name for it: the key, and where it holds when that is not everywhere."""
@@ -187,6 +192,8 @@ class Authors:
     facts: Tuple[Fact, ...]
     deviations: Tuple[Deviation, ...]
     notes: Tuple[Dict[str, str], ...]
+    # runs trained by an older mixexp computed something else for this recipe: (version, what changed)
+    since: Optional[Tuple[str, str]] = None
 
 
 def _same(ours: Any, theirs: Any) -> bool:
@@ -204,18 +211,23 @@ def _when(node: Optional[Mapping[str, Any]]) -> Tuple[Tuple[str, Tuple[Any, ...]
     return tuple((k, tuple(v) if isinstance(v, list) else (v,)) for k, v in (node or {}).items())
 
 
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _fact(node: Mapping[str, Any]) -> Fact:
-    return Fact(node["key"], node.get("value", SILENT), node["source"], _when(node.get("when")),
-                tuple(node.get("one_of") or ()), node.get("why", ""))
+    return Fact(node["key"], _frozen(node.get("value", SILENT)), node["source"], _when(node.get("when")),
+                tuple(node.get("one_of") or ()), _frozen(node.get("chosen")), node.get("why", ""))
 
 
 @functools.lru_cache(maxsize=None)
 def recipe_authors(recipe: str) -> Authors:
     """The authors' settings of ``recipe`` (a key of protocols.yaml ``authors``)."""
     node = load_protocols()["authors"][recipe]
+    since = node.get("since")
     return Authors(tuple(_fact(f) for f in node["facts"]),
                    tuple(Deviation(d["key"], d["why"], _when(d.get("when"))) for d in node.get("deviations") or ()),
-                   tuple(node.get("notes") or ()))
+                   tuple(node.get("notes") or ()), (since["version"], since["why"]) if since else None)
 
 
 def table_authors(table: str, recipe: Optional[str] = None) -> Authors:
@@ -227,7 +239,7 @@ def table_authors(table: str, recipe: Optional[str] = None) -> Authors:
         return base
     own = tuple(_fact(f) for f in protocol["facts"])
     replaced = {f.key for f in own}
-    return Authors(tuple(f for f in base.facts if f.key not in replaced) + own, base.deviations, base.notes)
+    return Authors(tuple(f for f in base.facts if f.key not in replaced) + own, base.deviations, base.notes, base.since)
 
 
 def recipe_view(config: Mapping[str, Any], seeds: Optional[int] = None, statistic: Optional[str] = None) -> Dict[str, Any]:
@@ -254,10 +266,11 @@ class Difference:
 
 
 def differences(view: Mapping[str, Any], authors: Authors) -> List[Difference]:
-    """Where one run (its :func:`recipe_view`) differs from the authors' non-silent facts that hold for it."""
+    """Where one run (its :func:`recipe_view`) differs from the facts that hold for it: from the authors' value,
+    or, where they are silent, from the recipe's choice."""
     out = []
     for fact in authors.facts:
-        if fact.silent or not fact.applies(view):
+        if not fact.applies(view):
             continue
         ours = view.get(fact.key)
         if not fact.holds(ours):
@@ -277,29 +290,39 @@ def card_rows(views: Sequence[Mapping[str, Any]], authors: Authors) -> List[List
     """The card's rows ``[setting, ours, authors', source, why]`` for runs ``views`` (:func:`recipe_view`): every
     fact they differ from (ours: the values they ran), every silent fact that holds for them (a choice), every
     note. Without views, the recipe's deviations and choices as listed."""
-    rows: Dict[Tuple[str, str], List[Any]] = {}
+    rows: Dict[str, List[Any]] = {}
     for view in views:
-        for d in differences(view, authors):
-            row = rows.setdefault(("diff", d.fact.setting()), [d.fact, [], set()])
-            row[1].append(d.ours)
-            row[2].add(d.deviation.why if d.deviation else UNLISTED)
+        differing = {d.fact: d for d in differences(view, authors)}
         for fact in authors.facts:
-            if fact.silent and fact.applies(view):
-                rows.setdefault(("silent", fact.setting()), [fact, [], set()])[1].append(view.get(fact.key))
-    out = []
-    for (kind, setting), (fact, ours, whys) in rows.items():
-        shown = "; ".join(dict.fromkeys(_text(v) for v in ours))
-        if kind == "diff":
-            out.append([setting, shown, fact.authors_text(), fact.source, " / ".join(sorted(whys))])
-        else:
-            out.append([setting, shown, "silent", fact.source, f"our choice: {fact.why}"])
+            if fact.applies(view) and (fact in differing or fact.silent):
+                row = rows.setdefault(fact.setting(), [fact, [], set()])
+                row[1].append(view.get(fact.key))
+                d = differing.get(fact)
+                row[2].add(UNLISTED if d and not d.deviation else d.deviation.why if d else f"our choice: {fact.why}")
+    out = [[setting, "; ".join(dict.fromkeys(_text(v) for v in ours)), fact.authors_text(), fact.source,
+            " / ".join(sorted(whys))] for setting, (fact, ours, whys) in rows.items()]
+    older = sorted({str(v.get("provenance.mixexp_version")) for v in views if _older(v, authors)})
+    if older:
+        out.append(["trained by mixexp", ", ".join(older), f">= {authors.since[0]}", "mixexp's changelog",
+                    f"{authors.since[1]}: train these runs again"])
     if not views:
         out += [[d.key, "see why", next((f.authors_text() for f in authors.facts if f.key == d.key), "-"),
                  next((f.source for f in authors.facts if f.key == d.key), "-"), d.why] for d in authors.deviations]
-        out += [[f.setting(), "see why", "silent", f.source, f"our choice: {f.why}"] for f in authors.facts if f.silent]
+        out += [[f.setting(), _text(f.chosen), f.authors_text(), f.source, f"our choice: {f.why}"]
+                for f in authors.facts if f.silent]
     out += [[n["setting"], n["ours"], n["authors"], n["source"], n.get("why", "no config key carries this")]
             for n in authors.notes]
     return out
+
+
+def _older(view: Mapping[str, Any], authors: Authors) -> bool:
+    """Whether a run was trained by a mixexp older than the recipe's ``since`` version (runs without provenance,
+    such as a composed grid point, are not)."""
+    version = view.get("provenance.mixexp_version")
+    if not version or authors.since is None:
+        return False
+    as_tuple = lambda v: tuple(int(p) for p in str(v).split(".")[:3] if p.isdigit())  # noqa: E731
+    return as_tuple(version) < as_tuple(authors.since[0])
 
 
 def run_views(runs: Sequence[Any], statistic: str) -> List[Dict[str, Any]]:
@@ -311,7 +334,8 @@ def run_views(runs: Sequence[Any], statistic: str) -> List[Dict[str, Any]]:
     views = []
     for r in runs:
         config = dict(r.config)
-        config["provenance.device"] = ((r.metrics or {}).get("provenance") or {}).get("device")
+        provenance = (r.metrics or {}).get("provenance") or {}
+        config["provenance.device"], config["provenance.mixexp_version"] = provenance.get("device"), provenance.get("mixexp_version")
         cell = (config.get("method"), config.get("dataset.name"), config.get("model.name"))
         views.append(recipe_view(config, len(cells[cell]), statistic))
     return views

@@ -69,6 +69,28 @@ def recomputed_logits(model, out):
         return model(out.mixed.inputs)
 
 
+def assert_mixed_inputs(kind: str, x, out):
+    """The step's inputs are what the authors' mixing makes of x: fb's mixup_data (train.py l.119-133,
+    lam x + (1 - lam) x[index]), CutMix's box of the partner (cutmix train.py l.231-237, lam = 1 - box area),
+    LaMix's plain average (lamix.txt Eq. 8), or x itself."""
+    inputs, lam, partner = out.mixed.inputs, out.mixed.lam.view(-1, 1, 1, 1), out.mixed.partner
+    if kind == "mixup":
+        torch.testing.assert_close(inputs, lam * x + (1 - lam) * x[partner])
+    elif kind == "average":
+        torch.testing.assert_close(inputs, 0.5 * x + 0.5 * x[partner])
+    elif kind == "cutmix" and out.mixed.mixed and not torch.equal(inputs, x):
+        box = (inputs != x).any(dim=(0, 1))  # the pixels taken from the partner, the same box in every image
+        rows, cols = box.any(1).nonzero().flatten(), box.any(0).nonzero().flatten()
+        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        torch.testing.assert_close(inputs[..., r0:r1, c0:c1], x[partner][..., r0:r1, c0:c1])
+        outside = torch.ones_like(box)
+        outside[r0:r1, c0:c1] = False
+        assert torch.equal(inputs[..., outside], x[..., outside])
+        torch.testing.assert_close(out.mixed.lam, torch.full((8,), 1 - (r1 - r0) * (c1 - c0) / SIZE ** 2))
+    else:
+        torch.testing.assert_close(inputs, x)
+
+
 def lamix_target(model, parts, y, out, beta):
     with torch.no_grad():
         global_label = torch.softmax(torch.sigmoid(parts.criterion.head(model.features(out.mixed.inputs))), 1)
@@ -82,6 +104,7 @@ def test_fb_table_losses_are_fbs_mixup_criterion(method):
     lam, partner = out.mixed.lam, out.mixed.partner
     if method == "mixup":
         assert lam.unique().numel() == 1  # mixup_data: one np.random.beta per batch
+    assert_mixed_inputs({"erm": "none", "mixup": "mixup", "cutmix_prob05": "cutmix"}[method], x, out)
     fb = lam[0] * torch.nn.functional.cross_entropy(logits, y) + (1 - lam[0]) * torch.nn.functional.cross_entropy(
         logits, y[partner])
     torch.testing.assert_close(out.loss.detach(), fb)
@@ -90,12 +113,14 @@ def test_fb_table_losses_are_fbs_mixup_criterion(method):
 def test_lamix_table1_loss_is_the_papers_soft_target_cross_entropy():
     cfg, model, parts, x, y, out = one_step("lamix/table1", "lamix", steps=2)
     assert out.mixed.mixed and cfg.mixer.lamix_beta == 0.5
+    assert_mixed_inputs("average", x, out)
     target = lamix_target(model, parts, y, out, 0.5)
     torch.testing.assert_close(out.loss.detach(), ce(recomputed_logits(model, out), target))
 
 
 def test_lamix_table5_label_smoothing_is_uniform_on_the_mixed_target():
     cfg, model, _, x, y, out = one_step("lamix/table5", "mixup_ls02")
+    assert_mixed_inputs("mixup", x, out)
     target = 0.8 * mixed_one_hot(y, out) + 0.2 / K
     torch.testing.assert_close(out.loss.detach(), ce(recomputed_logits(model, out), target))
 
@@ -124,6 +149,7 @@ def test_lamix_on_puzzlemix_inputs_trains_with_puzzlemixs_bce_on_softmax(experim
 @pytest.mark.parametrize("method", ["mixup_sem", "cutmix_sem"])
 def test_sem_table_loss_is_mixup_loss_plus_gamma_times_the_feature_distance(method):
     cfg, model, _, x, y, out = one_step("sem/table1", method)
+    assert_mixed_inputs(method.split("_")[0], x, out)
     with torch.no_grad():
         mixed_features, clean = model.features(out.mixed.inputs), model.features(x)
     lam, partner = out.mixed.lam[:, None], out.mixed.partner

@@ -115,3 +115,55 @@ def test_rescaled_results_of_another_mean_image_are_recomputed():
     assert missing_results(old, ev) == ["rescaled test", "cifar10_1"]
     current = {**old, RESCALING_VIEW_KEY: "augmented"}
     assert current_results(current, ev) == current and missing_results(current, ev) == []
+
+
+def test_ghost_batchnorm_keeps_channels_last_and_computes_in_float32_under_autocast():
+    bn = _bn_with_statistics()
+    x = torch.randn(12, 3, 5, 5)
+    expected = bn(x)
+    bn.running_mean.zero_()
+    out = bn(x.contiguous(memory_format=torch.channels_last))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, expected)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = bn(x.bfloat16())
+    assert low.dtype == torch.bfloat16 and (low.float() - expected).abs().max() < 0.05
+
+
+def test_converting_a_batchnorm_subclass_with_more_to_it_is_refused():
+    from mixexp.errors import ConfigError
+
+    class BatchNormAct(nn.BatchNorm2d):  # like timm's BatchNormAct2d: normalisation and an activation
+        def forward(self, x):
+            return torch.relu(super().forward(x))
+
+    import pytest
+
+    with pytest.raises(ConfigError, match=r"trainer.bn_group_size=4 is not allowed for this model: its BatchNormAct"):
+        convert_ghost_batchnorm(nn.Sequential(nn.Conv2d(3, 4, 1), BatchNormAct(4)), 4)
+
+
+def test_an_augmented_run_records_its_mean_image_and_is_not_evaluated_again(tmp_path):
+    import torch as _torch
+
+    from mixexp.checkpoint import CHECKPOINT
+    from mixexp.evaluation.cli import cli as evaluate
+    from mixexp.evaluation.suite import RESCALING_VIEW_KEY, missing_results
+    from mixexp.trainer import Trainer
+
+    cfg = compose_cfg([*FAST, "mixer=mixup", "eval.rescaled=true", "eval.rescaling_mean=augmented"])
+    validate(cfg)
+    run = tmp_path / "run"
+    Trainer(cfg, run).fit()
+    metrics = json.loads((run / "metrics.json").read_text())
+    stored = _torch.load(run / CHECKPOINT, weights_only=True)["rescaling"]
+    assert metrics[RESCALING_VIEW_KEY] == stored["x_bar_view"] == "augmented"
+    assert missing_results(metrics, cfg.eval) == []  # a relaunch has nothing to add
+    before = (run / "metrics.json").read_bytes()
+    evaluate([str(run)])  # re-evaluation reuses the stored mean image: the rescaled results stay as they are
+    after = json.loads((run / "metrics.json").read_text())
+    assert after["rescaled_test_acc"] == metrics["rescaled_test_acc"] and before
+    # asked for the other mean image, it is computed again and the rescaled results are replaced
+    evaluate([str(run), "eval.rescaling_mean=unaugmented"])
+    again = json.loads((run / "metrics.json").read_text())
+    assert again[RESCALING_VIEW_KEY] == "unaugmented"

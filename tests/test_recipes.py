@@ -146,7 +146,8 @@ def test_lamix_table3_uses_median10_and_borrows_vanilla_from_table1_runs(tmp_pat
     assert "- CutMix probability" not in text
     # these runs (written above with cross-entropy, lr 0.1, 400 epochs) against PuzzleMix's settings
     assert "| loss.form | ce | bce_softmax | puzzle main.py l.292, 328, 394" in text
-    assert "| optim.lr | 0.1 | 0.2 | puzzle README l.75, l.129: --learning_rate 0.2 |" in text
+    assert ("| optim.lr (dataset.name cifar10/mnist/fashion_mnist/svhn) | 0.1 | silent (the recipe chose 0.2) | puzzle README "
+            "| not this recipe's value") in text
     final = build_paper_report(puzzle, "lamix-table3", stat="final")[1]
     assert next(r for r in final if r["method"] == "puzzlemix" and r["n"])["ours_mean"] == pytest.approx(100 - 96.5)
 
@@ -165,12 +166,23 @@ def test_protocol_card_is_generated_from_the_runs_configs(tmp_path):
                  "- precision: bf16 autocast on CUDA", "- seeds: 0, 1", "statistic: the last epoch's test metrics"]:
         assert line in card, line
     # rows: these runs against fb's settings, each with its source and why (the normalisation was written as 0.5)
-    assert ("| dataset.mean (dataset.channels 3) | [0.5] | [0.4914, 0.4822, 0.4465] | fb train.py l.58 | "
+    assert ("| dataset.mean (dataset.name cifar10) | [0.5] | [0.4914, 0.4822, 0.4465] | fb train.py l.58 | "
             "not this recipe's value") in card
     assert "| trainer.bf16 | True | False | fb train.py trains in float32" in card  # a listed deviation
     assert "| seeds | 2 | 5 | lamix.txt 3.1: 'the mean of five runs' |" in card
-    assert "| statistic | final | silent |" in card and "| seeding |" in card  # a choice, and a note
+    assert "| statistic | final | silent (the recipe chose final) |" in card and "| seeding |" in card  # a choice, a note
     assert "| lr_drops |" not in card and "| mixer.prob (mixer.name cutmix) |" not in card  # equal: no row
+    assert "| trained by mixexp |" not in card  # these runs carry no provenance
+
+
+def test_the_card_flags_runs_of_an_older_mixexp_that_computed_another_function(tmp_path):
+    from mixexp.report import build_paper_report
+
+    _run(tmp_path, "old", "cifar10", "preactresnet18", "mixup", 0, {"test_error": 4.0, "provenance": {"mixexp_version": "0.1.0"}})
+    _run(tmp_path, "new", "cifar10", "preactresnet18", "mixup", 1, {"test_error": 4.0, "provenance": {"mixexp_version": "0.2.0"}})
+    card = build_paper_report(tmp_path, "lamix-table1")[0]
+    assert ("| trained by mixexp | 0.1.0 | >= 0.2.0 | mixexp's changelog | before 0.2.0, model.variant=fb added x "
+            "instead of relu(bn1(x)) on the identity path: train these runs again |") in card
 
 
 def test_sem_improvement_rows_are_computed(tmp_path):
@@ -290,3 +302,23 @@ def test_plain_reports_carry_a_protocol_card_too(tmp_path):
     assert card.startswith("### Protocol of lamix-fig4") and "(1 runs in" in card and "- seeds: 0\n" in card
     assert "| trainer.bf16 | True | False |" in card and "| CutMix |" in card  # the fb recipe's deviation and notes
     assert "| mixer.lamix_beta" not in card  # beta 0.5 is one of Fig. 4's sweep: no difference
+
+
+def test_a_derived_recipe_keeps_its_bases_per_dataset_settings():
+    # conf/recipe_dataset/<recipe>_<dataset>.yaml is found by the recipe's own name: a recipe that builds on
+    # another (defaults: [- lamix_fb]) needs its own file for each dataset its base has one for, or it silently
+    # loses them (fb's normalisation, PuzzleMix's crop)
+    from omegaconf import OmegaConf
+
+    from mixexp.config import CONF_DIR
+    from mixexp.data import DATASETS
+
+    files = {p.stem for p in (CONF_DIR / "recipe_dataset").glob("*.yaml")}
+    for path in (CONF_DIR / "recipe").glob("*.yaml"):
+        bases = [d for d in OmegaConf.load(path).get("defaults", []) if isinstance(d, str) and d != "_self_"]
+        for base in bases:
+            for dataset in DATASETS:
+                if f"{base}_{dataset}" in files:
+                    assert f"{path.stem}_{dataset}" in files, f"recipe {path.stem} loses recipe_dataset/{base}_{dataset}"
+                    ours, theirs = (compose_cfg([f"recipe={r}", f"dataset={dataset}"]).dataset for r in (path.stem, base))
+                    assert ours == theirs, f"recipe {path.stem} on {dataset}"

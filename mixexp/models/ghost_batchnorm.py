@@ -11,8 +11,9 @@ averaged, i.e. the usual update with the groups' mean statistics. Evaluation is 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from mixexp.errors import ConfigError
 
 
 class GhostBatchNorm2d(nn.BatchNorm2d):
@@ -32,14 +33,14 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
         parts = [(x[: full * self.group_size], full)] + ([(x[full * self.group_size:], 1)] if rest else [])
         outs, means, variances = [], [], []
         for part, n in parts:
-            out, mean, var = self._normalise_groups(part, n, factor)
+            out, mean, var = self._normalise_groups(part, n)
             outs.append(out)
             means.append(mean)
             variances.append(var)
         if self.track_running_stats:
-            with torch.no_grad():
-                self.running_mean.copy_(torch.cat(means).mean(0))
-                self.running_var.copy_(torch.cat(variances).mean(0))
+            with torch.no_grad():  # every group moves the statistics from the same start; the moves are averaged
+                self.running_mean.lerp_(torch.cat(means).mean(0), factor)
+                self.running_var.lerp_(torch.cat(variances).mean(0), factor)
         return torch.cat(outs) if len(outs) > 1 else outs[0]
 
     def _factor(self) -> float:
@@ -49,23 +50,30 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
         self.num_batches_tracked.add_(1)
         return 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
 
-    def _normalise_groups(self, x: torch.Tensor, n: int, factor: float):
-        """(x normalised in n equal groups, each group's updated running mean (n, C) and variance (n, C)): each
-        (group, channel) pair is a channel of one fused ``batch_norm`` call."""
-        b, c, rest = x.shape[0], x.shape[1], x.shape[2:]
-        grouped = x.reshape(n, b // n, c, *rest).transpose(0, 1).reshape(b // n, n * c, *rest)
-        mean = self.running_mean.repeat(n) if self.track_running_stats else None
-        var = self.running_var.repeat(n) if self.track_running_stats else None
-        weight, bias = (self.weight.repeat(n), self.bias.repeat(n)) if self.affine else (None, None)
-        out = F.batch_norm(grouped, mean, var, weight, bias, True, factor, self.eps)
-        out = out.reshape(b // n, n, c, *rest).transpose(0, 1).reshape(x.shape)
-        return out, (mean.view(n, c) if mean is not None else None), (var.view(n, c) if var is not None else None)
+    def _normalise_groups(self, x: torch.Tensor, n: int):
+        """(x normalised in n equal groups, each group's mean (n, C) and unbiased variance (n, C)). Statistics in
+        float32 (as BatchNorm's under autocast); broadcasting keeps x's memory format (channels_last too)."""
+        groups = x.unflatten(0, (n, x.shape[0] // n))  # (n, G, C, H, W)
+        dims = (1, *range(3, groups.dim()))
+        var, mean = torch.var_mean(groups.float(), dim=dims, unbiased=False, keepdim=True)
+        out = (groups - mean) * torch.rsqrt(var + self.eps)
+        if self.affine:
+            shape = (1, 1, -1) + (1,) * (groups.dim() - 3)
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        count = groups[0].numel() // groups.shape[2]  # values per channel in a group
+        return (out.to(x.dtype).flatten(0, 1), mean.detach().view(n, -1),
+                var.detach().view(n, -1) * count / max(count - 1, 1))
 
 
 def convert_ghost_batchnorm(module: nn.Module, group_size: int) -> nn.Module:
     """``module`` with every ``nn.BatchNorm2d`` replaced by a :class:`GhostBatchNorm2d` holding the same
-    parameters and statistics (in place for children; the converted module is returned)."""
-    if isinstance(module, nn.BatchNorm2d) and not isinstance(module, GhostBatchNorm2d):
+    parameters and statistics (in place for children; the converted module is returned). A subclass of
+    BatchNorm2d that computes more than the normalisation (timm's BatchNormAct2d adds its activation) is
+    refused: replacing it would drop that computation."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and type(module) is not GhostBatchNorm2d:
+        if type(module) is not nn.BatchNorm2d:
+            raise ConfigError(f"trainer.bn_group_size={group_size} is not allowed for this model: its "
+                              f"{type(module).__name__} layers are not plain BatchNorm2d (use 0)")
         ghost = GhostBatchNorm2d(module.num_features, group_size, eps=module.eps, momentum=module.momentum,
                                  affine=module.affine, track_running_stats=module.track_running_stats)
         ghost.load_state_dict(module.state_dict())
