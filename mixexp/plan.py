@@ -202,7 +202,7 @@ def plan_target(name: str, target, runs_root: Path, extra: Sequence[str], throug
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from mixexp.config import CONF_DIR, register_configs
+    from mixexp.config import CONF_DIR, register_configs, validate
     from mixexp.report import flatten, method_name
 
     register_configs()
@@ -217,6 +217,7 @@ def plan_target(name: str, target, runs_root: Path, extra: Sequence[str], throug
             key = tuple(o for o in point if not o.startswith("seed="))
             if key not in cost:
                 cfg = compose(config_name="config", overrides=[*base, *point])
+                validate(cfg)  # a plan of runs that mixexp-train would refuse is no plan
                 method = method_name(flatten(_container(cfg)))
                 cost[key] = (*run_cost(cfg, method, throughput), int(cfg.trainer.epochs))
             train, evaluated, hours, disk, epochs = cost[key]

@@ -64,6 +64,9 @@ def load_finished_run(run_dir: Path, overrides: Sequence[str] = ()) -> FinishedR
     if state["epoch"] < cfg.trainer.epochs:
         raise ConfigError(f"{run_dir} stopped at epoch {state['epoch']}/{cfg.trainer.epochs}: finish it first with "
                           f"mixexp-train ... resume=true hydra.run.dir={run_dir}")
+    if state["epoch"] > cfg.trainer.epochs:
+        raise ConfigError(f"{path} holds epoch {state['epoch']}, past the run's trainer.epochs={cfg.trainer.epochs}: "
+                          "it is not this run's checkpoint")
     device = resolve_device(cfg.trainer.device)
     data = load_dataset(cfg.dataset, cfg.paths.data_dir)
     model = build_run_model(cfg, data, device)
@@ -73,7 +76,8 @@ def load_finished_run(run_dir: Path, overrides: Sequence[str] = ()) -> FinishedR
         raise ConfigError(f"{path} does not hold this config's model: {str(e).splitlines()[0]}") from None
     rescaling = None
     if cfg.eval.rescaled:
-        rescaling = (Rescaling.from_state_dict(state["rescaling"]) if state.get("rescaling") is not None
+        rescaling = (Rescaling.from_state_dict(state["rescaling"], data.image_shape, data.num_classes)
+                     if state.get("rescaling") is not None
                      else Rescaling.from_training_set(cfg.mixer.alpha, build_loader(
                          data.train, cfg.trainer.eval_batch_size, device=device, mean=data.mean, std=data.std,
                          train=False), data.num_classes))
