@@ -25,9 +25,34 @@ from mixexp.paths import CONF_DIR
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """End a command with a user error: one line on stderr, exit code 2 (or ``code``), no traceback."""
-    print(f"error: {message}", file=sys.stderr)
+    """End a command with a user error: one line on stderr, exit code 2 (or ``code``), no traceback.
+
+    A rank of a torchrun job writes the line into its torchrun error file instead of printing it (every rank
+    would print it): ``python -m mixexp.distributed`` (torchrun's arguments) prints it once."""
+    if not report_to_launcher(message, code):
+        print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
+
+
+# The key of a torchrun error file (JSON) that marks the line as mixexp's, with its exit code.
+LAUNCHER_KEY = "mixexp_exit_code"
+
+
+def report_to_launcher(message: str, code: int) -> bool:
+    """Under torchrun (``TORCHELASTIC_ERROR_FILE`` set, several ranks): write ``message`` into this rank's error
+    file, which torchrun reads back into its report of the failed ranks; False where there is none."""
+    import json
+    import time
+
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    try:
+        with open(path, "w") as f:
+            json.dump({"message": message, "timestamp": int(time.time()), LAUNCHER_KEY: code}, f)
+    except OSError:
+        return False
+    return True
 
 
 # In a sweep's job folder: the one line that made the job fail (read by SweepSummary at the sweep's end).
@@ -112,7 +137,9 @@ def exit_on_user_error(task: Callable) -> Callable:
             if isinstance(e, (ConfigError, InterpolationResolutionError, OSError)):
                 message = format_user_error(e) or (None if isinstance(e, OSError) else str(e))
             if message is not None and not os.environ.get("MIXEXP_FULL_ERROR"):
-                if in_sweep() and not isinstance(e, Interrupted):
+                if in_sweep() and isinstance(e, Interrupted):  # the sweep stops: run_cli says so once
+                    raise KeyboardInterrupt from None
+                if in_sweep():
                     return job_failed(message)
                 fail(message, getattr(e, "exit_code", EXIT_USAGE))
             if message is not None or not in_sweep():  # alone a bug keeps its traceback

@@ -70,10 +70,23 @@ class Trainer:
         # write: the process group is joined below, and rank 0 writes config.yaml after that)
         if cfg.resume == "auto":
             cfg.resume = (self.run_dir / "config.yaml").is_file()
-        if self.dist.is_main:  # one process per folder; a folder holding a run only with resume=true
-            self.run_lock = claim_run_dir(self.run_dir, bool(cfg.resume))
-            if cfg.resume:
-                check_resume_compatible(self.run_dir, cfg)
+        # one process per folder; a folder holding a run only with resume=true
+        self.run_lock = claim_run_dir(self.run_dir, bool(cfg.resume)) if self.dist.is_main else None
+        try:
+            self._build(checkpoint)
+        except BaseException:  # a refused start leaves the folder as it found it, its lock included
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give up the run folder (also done when the process exits)."""
+        if self.run_lock is not None:
+            self.run_lock.release()
+
+    def _build(self, checkpoint: Path) -> None:
+        cfg = self.cfg
+        if self.dist.is_main and cfg.resume:
+            check_resume_compatible(self.run_dir, cfg)
         # a finished run whose last.pt is gone (trainer.checkpoint=false, or removed) is kept as it is, or refused:
         # decided from its metrics.json alone, before any data or model is built
         self.finished_metrics: Optional[Dict[str, Any]] = None
@@ -216,6 +229,7 @@ class Trainer:
         self._session_start = time.perf_counter()
         if self.finished_metrics is not None:
             log.info("%s finished without a checkpoint to evaluate again; it holds every result asked for", self.run_dir)
+            self.release()
             return self.finished_metrics
         epochs = self.cfg.trainer.epochs
         stop = epochs if until_epoch is None else min(until_epoch, epochs)
@@ -226,13 +240,22 @@ class Trainer:
             diverged = self._train_until(stop)
             metrics = self._evaluate(reevaluation=not trained, diverged=diverged) if self.epoch >= epochs or diverged else {}
         except KeyboardInterrupt:
+            self.release()
             self.logger.finish()
-            raise Interrupted(self._interrupted_message()) from None
+            raise Interrupted(self._interrupted_message("interrupted")) from None
+        except RuntimeError as e:
+            self.release()
+            if not distributed.rank_lost(e):
+                raise
+            self.logger.finish()  # another rank's process ended: this rank stops too, in one line
+            raise Interrupted(self._interrupted_message("stopped because another rank of the run ended")) from None
         self.logger.finish()
+        if metrics:  # the run is done: its folder is free (a partial fit, until_epoch, keeps it)
+            self.release()
         return metrics
 
-    def _interrupted_message(self) -> str:
-        """Where Ctrl-C stopped the run, and what its folder holds: the epoch last.pt holds (a kill during the
+    def _interrupted_message(self, why: str) -> str:
+        """Where the run stopped (``why``), and what its folder holds: the epoch last.pt holds (a kill during the
         write of epoch N's checkpoint leaves epoch N-1's), not the epochs trained in memory."""
         epochs = self.cfg.trainer.epochs
         where = (f"during the final evaluation ({epochs} epochs finished" if self.epoch >= epochs
@@ -241,7 +264,7 @@ class Trainer:
             disk = f"{CHECKPOINT} holds epoch {self.checkpoint_epoch}"
         else:
             disk = f"no {CHECKPOINT} written{': trainer.checkpoint=false' if not self.cfg.trainer.checkpoint else ''}"
-        return f"interrupted {where}; {disk}); resume with: mixexp-train ... resume=true hydra.run.dir={self.run_dir}"
+        return f"{why} {where}; {disk}); resume with: mixexp-train ... resume=true hydra.run.dir={self.run_dir}"
 
     def _train_until(self, stop: int) -> bool:
         """Train epochs until ``stop``; True when the run diverged (``trainer.stop_on_divergence`` epochs in a

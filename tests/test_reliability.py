@@ -18,7 +18,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import FAST, compose_cfg, run_cli
+from conftest import FAST, compose_cfg, run_cli, run_in_process
 import mixexp.io
 from mixexp.checkpoint import HISTORY_KEYS, load_checkpoint, save_checkpoint
 from mixexp.config import ConfigError, validate
@@ -153,7 +153,7 @@ def test_lock_of_a_live_process_is_refused_with_its_pid(tmp_path):
 
 
 @pytest.mark.slow
-def test_second_mixexp_train_into_a_busy_folder_exits_with_one_line(tmp_path):
+def test_second_mixexp_train_into_a_busy_folder_exits_with_one_line(tmp_path, capsys):
     run = tmp_path / "run"
     args = [*FAST, "dataset.train_size=2048", "trainer.epochs=200", f"hydra.run.dir={run}"]
     env = {**os.environ, "WANDB_MODE": "offline"}
@@ -167,6 +167,10 @@ def test_second_mixexp_train_into_a_busy_folder_exits_with_one_line(tmp_path):
         assert (run / LOCK).exists(), "the first run never took its lock"
         line = one_error_line(run_cli(["mixexp-train", *args, "resume=true"]))
         assert f"{run} is in use by another mixexp process (pid {first.pid} on" in line
+        # an evaluation waits its turn too: its merge into metrics.json would be lost to the run's final write
+        code, err = run_in_process(["mixexp-eval", str(run)], capsys)
+        assert code == 2 and err.startswith(f"error: {run} is in use by another mixexp process (pid {first.pid} on ")
+        assert "wait for it to end or evaluate it afterwards" in err and len(err.strip().splitlines()) == 1
     finally:
         first.kill()
         first.wait()
