@@ -119,6 +119,9 @@ def state_problem(state: Dict[str, Any]) -> Optional[str]:
         if (not isinstance(row, dict) or row.get("epoch") != i or not set(HISTORY_KEYS) <= set(row)
                 or set(row) != set(history[0]) or not all(_is_number(v) for v in row.values())):
             return f"'history' row {i} is not epoch {i}'s numbers ({', '.join(HISTORY_KEYS)})"
+    for name, record in state.get("records", {}).items():  # a method's per-epoch summaries, by file name
+        if not isinstance(name, str) or not isinstance(record, list) or not all(isinstance(r, dict) for r in record):
+            return f"'records' holds {name!r}, which is not a list of per-epoch rows"
     rng = state.get("rng")
     problem = rng_state_problem(rng) if rng is not None else None
     if problem is not None:

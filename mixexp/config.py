@@ -253,7 +253,8 @@ def check_dataset(d) -> None:
     require(len(d.mean) == len(d.std), "dataset.std", list(d.std), "needs one value per entry of dataset.mean")
     require(all(finite(s) and s > 0 for s in d.std), "dataset.std", list(d.std), "every value must be > 0")
     require(all(finite(m) for m in d.mean), "dataset.mean", list(d.mean), "every value must be finite")
-    require(finite(d.noise) and d.noise >= 0, "dataset.noise", d.noise, f"{FINITE}, >= 0")
+    require(finite(d.noise), "dataset.noise", d.noise, FINITE)
+    require(d.noise >= 0, "dataset.noise", d.noise, "must be >= 0 (the standard deviation of the synthetic noise)")
     require(d.num_classes >= 2, "dataset.num_classes", d.num_classes, "must be >= 2")
     require(d.image_size > 0 and d.test_size > 0, "dataset.image_size/test_size", (d.image_size, d.test_size),
             "must be > 0")

@@ -216,6 +216,7 @@ class Trainer:
                 set_rng_state(state["rng"])
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = f"a state lacks the key {first}" if isinstance(e, KeyError) else first
             raise ConfigError(f"{path} cannot be resumed with this config: {first}") from None
         self.epoch, self.history, self.elapsed = state["epoch"], state["history"], state["elapsed"]
         self.records = state.get("records") or {}

@@ -95,7 +95,8 @@ class SEMConfig(RegularizerConfig):
     update_bn_stats: bool = False
 
     def check(self, cfg, mixer) -> None:
-        require(finite(self.gamma) and self.gamma >= 0, "regularizer.gamma", self.gamma, f"{FINITE}, >= 0")
+        require(finite(self.gamma), "regularizer.gamma", self.gamma, FINITE)
+        require(self.gamma >= 0, "regularizer.gamma", self.gamma, "must be >= 0")
         one_of("regularizer.distance", self.distance, DISTANCES)
         require(getattr(mixer, "lam_is_input_ratio", False), "regularizer", self.name,
                 f"sem needs a mixer whose lambda is the input mixing ratio (mixup, cutmix, puzzlemix, ...), "
