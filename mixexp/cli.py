@@ -49,7 +49,9 @@ def report_to_launcher(message: str, code: int) -> bool:
         return False
     try:
         with open(path, "w") as f:
-            json.dump({"message": message, "timestamp": int(time.time()), LAUNCHER_KEY: code}, f)
+            # the layout torchrun's own error handler writes (its report shows message.message)
+            json.dump({"message": {"message": message, "extraInfo": {"timestamp": str(int(time.time()))}},
+                       LAUNCHER_KEY: code}, f)
     except OSError:
         return False
     return True

@@ -204,10 +204,10 @@ def failure_line(failures: Dict[int, object], first: int) -> Tuple[str, int]:
             if isinstance(f.error_file_data, dict) and LAUNCHER_KEY in f.error_file_data}
     user = [data for data in ours.values() if data[LAUNCHER_KEY] == EXIT_USAGE]
     if user:
-        return str(user[0]["message"]), EXIT_USAGE
+        return user[0]["message"]["message"], EXIT_USAGE
     killed = [r for r, f in sorted(failures.items()) if f.exitcode < 0 and r not in ours and
               (f.exitcode != -signal.SIGTERM or r == first)]  # SIGTERM: torchrun stopping the others
-    said = next((str(data["message"]) for data in ours.values()), None)
+    said = next((data["message"]["message"] for data in ours.values()), None)
     if killed:
         f = failures[killed[0]]
         return f"rank {killed[0]} (pid {f.pid}) was ended by {f.signal_name()}" + (f"; {said}" if said else ""), 128 - f.exitcode

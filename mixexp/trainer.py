@@ -250,6 +250,9 @@ class Trainer:
                 raise
             self.logger.finish()  # another rank's process ended: this rank stops too, in one line
             raise Interrupted(self._interrupted_message("stopped because another rank of the run ended")) from None
+        except BaseException:
+            self.release()
+            raise
         self.logger.finish()
         if metrics:  # the run is done: its folder is free (a partial fit, until_epoch, keeps it)
             self.release()
