@@ -48,14 +48,14 @@ def another_process_holding(run: Path):
 def test_a_refused_start_rewrites_nothing_of_the_run_it_was_refused_for(tmp_path, capsys):
     run = tmp_path / "run"
     assert run_in_process(["mixexp-train", *RUN, f"hydra.run.dir={run}"], capsys)[0] == 0
-    before = files_below(run)
+    before, log = files_below(run), (run / "train.log").read_bytes()
     assert {".hydra/overrides.yaml", ".hydra/config.yaml", "config.yaml", "last.pt"} <= {str(p) for p in before}
     code, err = run_in_process(["mixexp-train", *RUN, "seed=7", f"hydra.run.dir={run}"], capsys)
     assert code == 2 and err.startswith(f"error: {run} already holds a run (metrics.json, config.yaml, last.pt)")
     with another_process_holding(run) as pid:  # a start into a folder in use: refused before writing too
         code, err = run_in_process(["mixexp-train", *RUN, "seed=7", "resume=true", f"hydra.run.dir={run}"], capsys)
     assert code == 2 and f"{run} is in use by another mixexp process (pid {pid} on " in err
-    assert files_below(run) == before  # Hydra's .hydra/ record of the run still says seed=0
+    assert files_below(run) == before and (run / "train.log").read_bytes() == log  # .hydra/ still says seed=0
     assert "seed=7" not in (run / ".hydra" / "overrides.yaml").read_text()
 
 

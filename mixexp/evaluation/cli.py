@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import List, Sequence
 
 from mixexp.cli import fail, format_user_error, one_line_errors
-from mixexp.errors import ConfigError
 
 # Only what cannot change what a run computed may be overridden.
 ALLOWED_OVERRIDES = ("eval.", "trainer.device=", "trainer.eval_batch_size=", "paths.data_dir=", "dataset.num_workers=",
@@ -60,10 +59,6 @@ def evaluate_run(run_dir: Path, overrides: Sequence[str] = ()) -> dict:
     return metrics
 
 
-def _user_error(e: Exception) -> str | None:
-    return str(e) if isinstance(e, ConfigError) else format_user_error(e)
-
-
 @one_line_errors
 def cli(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mixexp-eval", description=__doc__.splitlines()[0])
@@ -87,7 +82,7 @@ def cli(argv: Sequence[str] | None = None) -> None:
         try:
             metrics = evaluate_run(run_dir, overrides)
         except Exception as e:  # noqa: BLE001 - user errors become one line, bugs keep their traceback
-            message = _user_error(e)
+            message = format_user_error(e)
             if message is None:
                 raise
             if len(runs) == 1:
