@@ -3,9 +3,11 @@ method's name as the papers spell it."""
 
 from __future__ import annotations
 
+import torch
 from omegaconf import DictConfig
 
 from mixexp.config import option
+from mixexp.errors import ConfigError
 from mixexp.losses import LossConfig
 from mixexp.method import Method
 from mixexp.models import ClassifierModel
@@ -13,6 +15,23 @@ from mixexp.models import ClassifierModel
 
 def build_model(cfg: DictConfig, num_classes: int, in_channels: int, input_size: int) -> ClassifierModel:
     return option(cfg, "model").build(int(num_classes), int(in_channels), int(input_size))
+
+
+def check_model_input(model: ClassifierModel, name: str, image_shape: tuple, device: torch.device) -> None:
+    """ConfigError naming the model and the image size unless ``model`` can classify images of ``image_shape``
+    (C, H, W): two blank images go through it once, in eval mode without gradients (so no BatchNorm
+    statistic or random draw changes), before anything trains, rather than the first step failing deep inside."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros((2, *image_shape), device=device))
+    except RuntimeError as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"model={name} cannot take {image_shape[1]}x{image_shape[2]} px images "
+                          f"({first}): choose a larger dataset.resize (or dataset.image_size), or another model") from None
+    finally:
+        model.train(was_training)
 
 
 def build_method(cfg: DictConfig, num_classes: int, feature_dim: int) -> Method:

@@ -12,9 +12,10 @@ A finished run's checkpoint may drop the state that only further training needs
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -28,6 +29,8 @@ REQUIRED = {"epoch": int, "model": dict, "method": dict, "history": list, "elaps
 # what only training further needs: all of it, or (a final checkpoint of trainer.final_checkpoint=weights) none
 RESUME_STATE = {"optimizer": dict, "scheduler": dict, "rng": dict}
 OPTIONAL = {"rescaling": (dict, type(None)), "records": dict}
+# what every row of "history" holds (mixexp.trainer writes one per epoch): what metrics.json and history.csv read
+HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_acc", "seconds", "images_per_s", "test_acc")
 # trainer.final_checkpoint: what last.pt keeps after the last epoch
 FINAL_CHECKPOINTS = ("full", "weights")
 
@@ -61,9 +64,9 @@ def _why_unreadable(e: Exception) -> str:
     return (text.strip().splitlines() or [type(e).__name__])[0]
 
 
-def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
-    """The checkpoint at ``path`` as a dict, read with ``weights_only=True`` and checked against
-    :data:`REQUIRED`; :class:`ConfigError` (one line naming the file) otherwise."""
+def read_tensor_file(path, map_location="cpu") -> Dict[str, Any]:
+    """The dict of tensors and plain containers a checkpoint or weights file (snapshots/epoch_<N>.pt) holds,
+    read with ``weights_only=True``; :class:`ConfigError` (one line naming the file) otherwise."""
     path = Path(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
@@ -73,6 +76,14 @@ def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
         raise ConfigError(f"checkpoint {path} cannot be loaded: {_why_unreadable(e)}") from None
     if not isinstance(state, dict):
         raise ConfigError(f"checkpoint {path} cannot be loaded: it holds a {type(state).__name__}, not a dict")
+    return state
+
+
+def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
+    """The checkpoint at ``path`` as a dict, read with ``weights_only=True`` and checked against
+    :data:`REQUIRED`; :class:`ConfigError` (one line naming the file) otherwise."""
+    path = Path(path)
+    state = read_tensor_file(path, map_location)
     resumable = any(k in state for k in RESUME_STATE)  # then all of it must be there
     for key, kind in {**REQUIRED, **RESUME_STATE, **OPTIONAL}.items():
         if key not in state:
@@ -84,4 +95,41 @@ def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
             names = " or ".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
             raise ConfigError(f"checkpoint {path} cannot be loaded: {key!r} is a {type(value).__name__}, "
                               f"expected {names}")
+    problem = state_problem(state)
+    if problem is not None:
+        raise ConfigError(f"checkpoint {path} cannot be loaded: {problem}")
     return state
+
+
+def state_problem(state: Dict[str, Any]) -> Optional[str]:
+    """Why a checkpoint whose keys have the right types still holds no run's state (None: it holds one): epoch
+    and elapsed out of range, a history that is not one row per epoch, RNG states or rescaling statistics
+    that cannot be restored."""
+    from mixexp.evaluation.rescaling import Rescaling
+    from mixexp.train_utils import rng_state_problem
+
+    epoch, elapsed, history = state["epoch"], state["elapsed"], state["history"]
+    if epoch < 0:
+        return f"'epoch' is {epoch}, expected a count of epochs >= 0"
+    if not math.isfinite(elapsed) or elapsed < 0:
+        return f"'elapsed' is {elapsed!r}, expected seconds >= 0"
+    if len(history) != epoch:
+        return f"'history' holds {len(history)} row(s) for {epoch} epoch(s), expected one per epoch"
+    for i, row in enumerate(history, start=1):
+        if (not isinstance(row, dict) or row.get("epoch") != i or not set(HISTORY_KEYS) <= set(row)
+                or set(row) != set(history[0]) or not all(_is_number(v) for v in row.values())):
+            return f"'history' row {i} is not epoch {i}'s numbers ({', '.join(HISTORY_KEYS)})"
+    for name, record in state.get("records", {}).items():  # a method's per-epoch summaries, by file name
+        if not isinstance(name, str) or not isinstance(record, list) or not all(isinstance(r, dict) for r in record):
+            return f"'records' holds {name!r}, which is not a list of per-epoch rows"
+    rng = state.get("rng")
+    problem = rng_state_problem(rng) if rng is not None else None
+    if problem is not None:
+        return f"its 'rng' state cannot be restored: {problem}"
+    rescaling = state.get("rescaling")
+    problem = Rescaling.state_problem(rescaling) if rescaling is not None else None
+    return f"its 'rescaling' statistics cannot be used: {problem}" if problem is not None else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -25,9 +25,36 @@ from mixexp.paths import CONF_DIR
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """End a command with a user error: one line on stderr, exit code 2 (or ``code``), no traceback."""
-    print(f"error: {message}", file=sys.stderr)
+    """End a command with a user error: one line on stderr, exit code 2 (or ``code``), no traceback.
+
+    A rank of a torchrun job writes the line into its torchrun error file instead of printing it (every rank
+    would print it): ``python -m mixexp.distributed`` (torchrun's arguments) prints it once."""
+    if not report_to_launcher(message, code):
+        print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
+
+
+# The key of a torchrun error file (JSON) that marks the line as mixexp's, with its exit code.
+LAUNCHER_KEY = "mixexp_exit_code"
+
+
+def report_to_launcher(message: str, code: int) -> bool:
+    """Under torchrun (``TORCHELASTIC_ERROR_FILE`` set, several ranks): write ``message`` into this rank's error
+    file, which torchrun reads back into its report of the failed ranks; False where there is none."""
+    import json
+    import time
+
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    try:
+        with open(path, "w") as f:
+            # the layout torchrun's own error handler writes (its report shows message.message)
+            json.dump({"message": {"message": message, "extraInfo": {"timestamp": str(int(time.time()))}},
+                       LAUNCHER_KEY: code}, f)
+    except OSError:
+        return False
+    return True
 
 
 # In a sweep's job folder: the one line that made the job fail (read by SweepSummary at the sweep's end).
@@ -98,26 +125,28 @@ def _schema_fields(cause: OmegaConfBaseException) -> list[str]:
 def exit_on_user_error(task: Callable) -> Callable:
     """Wrap a Hydra task so that a user error inside it exits with one line (before Hydra logs it).
 
-    Inside the task only :class:`ConfigError` (bad values, missing data, a run directory in the way)
-    and unresolvable interpolations count as the user's; any other exception is a bug and keeps its
-    traceback."""
+    Inside the task only :class:`ConfigError` (bad values, missing data, a run directory in the way),
+    unresolvable interpolations and OSErrors about a path (a data root that cannot be written) count as
+    the user's; any other exception is a bug and keeps its traceback."""
     from omegaconf.errors import InterpolationResolutionError
 
     @functools.wraps(task)
     def wrapped(*args, **kwargs):
         try:
             return task(*args, **kwargs)
-        except (ConfigError, InterpolationResolutionError) as e:
-            if os.environ.get("MIXEXP_FULL_ERROR"):
+        except Exception as e:  # noqa: BLE001 - sorted into the user's errors and bugs just below
+            message = None
+            if isinstance(e, (ConfigError, InterpolationResolutionError, OSError)):
+                message = format_user_error(e) or (None if isinstance(e, OSError) else str(e))
+            if message is not None and not os.environ.get("MIXEXP_FULL_ERROR"):
+                if in_sweep() and isinstance(e, Interrupted):  # the sweep stops: run_cli says so once
+                    raise KeyboardInterrupt from None
+                if in_sweep():
+                    return job_failed(message)
+                fail(message, getattr(e, "exit_code", EXIT_USAGE))
+            if message is not None or not in_sweep():  # alone a bug keeps its traceback
                 raise
-            message = format_user_error(e) or str(e)
-            if in_sweep() and not isinstance(e, Interrupted):
-                return job_failed(message)
-            fail(message, getattr(e, "exit_code", EXIT_USAGE))
-        except Exception:  # noqa: BLE001 - in a sweep a bug ends its job, not the sweep; alone it keeps its traceback
-            if not in_sweep():
-                raise
-            import traceback
+            import traceback  # in a sweep a bug ends its job, not the sweep
 
             return job_failed(f"{traceback.format_exc().strip().splitlines()[-1]} (traceback in {job_dir() / 'error.log'})",
                               traceback.format_exc())
@@ -195,6 +224,10 @@ def check_group_choices(args) -> None:
                 raise ConfigError(f"{group}={choice} is not allowed: choose one of {', '.join(options)}")
 
 
+INTERRUPTED = ("interrupted: relaunch the same command to continue (finished runs are kept, interrupted ones "
+               "resume from their last.pt)")
+
+
 def run_cli(app: Callable[[], object]) -> None:
     """Run a Hydra app (a ``@hydra.main`` function called with no arguments) with one-line errors."""
     user_wants_full = "HYDRA_FULL_ERROR" in os.environ
@@ -206,8 +239,32 @@ def run_cli(app: Callable[[], object]) -> None:
         app()
         if FAILED_JOBS:
             sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:  # Ctrl-C outside a training loop (a joblib sweep's launcher, start-up)
+        if user_wants_full:
+            raise
+        fail(INTERRUPTED, Interrupted.exit_code)
     except Exception as e:  # noqa: BLE001 - sorted into user errors and bugs just below
         message = None if user_wants_full else format_user_error(e)
         if message is None:
             raise
         fail(message)
+
+
+def one_line_errors(command: Callable) -> Callable:
+    """Wrap an argparse command (mixexp-eval, -report, -plot, -reproduce): a user error (a ConfigError, an
+    OSError about a path, a Hydra composition error) ends as one line and exit 2, Ctrl-C as one line and exit
+    130; anything else is a bug and keeps its traceback."""
+
+    @functools.wraps(command)
+    def wrapped(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            fail("interrupted (every file is written whole or not at all)", Interrupted.exit_code)
+        except Exception as e:  # noqa: BLE001 - sorted into user errors and bugs just below
+            message = format_user_error(e)
+            if message is None:
+                raise
+            fail(message, getattr(e, "exit_code", EXIT_USAGE))
+
+    return wrapped

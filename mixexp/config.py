@@ -12,7 +12,6 @@ failures reach the user as one line (see ``mixexp.cli``).
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -21,7 +20,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from mixexp.checkpoint import FINAL_CHECKPOINTS
-from mixexp.errors import ConfigError, one_of, require
+from mixexp.errors import FINITE, ConfigError, finite, one_of, require
 from mixexp.data import DATASETS
 from mixexp.losses import LossConfig
 from mixexp.mixers import MIXERS
@@ -243,10 +242,6 @@ def check_keys(cfg: DictConfig, schema=Config, prefix: str = "") -> None:
             check_keys(cfg[key], sub, full + ".")
 
 
-def _finite(x: float) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
-
-
 def check_trainer(t) -> None:
     for key in ("epochs", "batch_size", "eval_batch_size"):
         require(t[key] > 0, f"trainer.{key}", t[key], "must be a whole number > 0")
@@ -268,8 +263,10 @@ def check_dataset(d) -> None:
     require(d.resize is None or d.resize > 0, "dataset.resize", d.resize, "must be > 0 or null")
     require(d.crop_padding >= 0, "dataset.crop_padding", d.crop_padding, "must be >= 0")
     require(len(d.mean) == len(d.std), "dataset.std", list(d.std), "needs one value per entry of dataset.mean")
-    require(all(_finite(s) and s > 0 for s in d.std), "dataset.std", list(d.std), "every value must be > 0")
-    require(all(_finite(m) for m in d.mean), "dataset.mean", list(d.mean), "every value must be finite")
+    require(all(finite(s) and s > 0 for s in d.std), "dataset.std", list(d.std), "every value must be > 0")
+    require(all(finite(m) for m in d.mean), "dataset.mean", list(d.mean), "every value must be finite")
+    require(finite(d.noise), "dataset.noise", d.noise, FINITE)
+    require(d.noise >= 0, "dataset.noise", d.noise, "must be >= 0 (the standard deviation of the synthetic noise)")
     require(d.num_classes >= 2, "dataset.num_classes", d.num_classes, "must be >= 2")
     require(d.image_size > 0 and d.test_size > 0, "dataset.image_size/test_size", (d.image_size, d.test_size),
             "must be > 0")
@@ -282,17 +279,17 @@ def check_dataset(d) -> None:
 
 def check_optim(o, s, epochs: int) -> None:
     one_of("optim.name", o.name, ("sgd",))
-    require(_finite(o.lr), "optim.lr", o.lr, "must be a finite number")
+    require(finite(o.lr), "optim.lr", o.lr, FINITE)
     require(o.lr > 0, "optim.lr", o.lr, "must be > 0")
     require(0.0 <= o.momentum < 1.0, "optim.momentum", o.momentum, "must lie in [0, 1)")
-    require(_finite(o.weight_decay), "optim.weight_decay", o.weight_decay, "must be a finite number")
+    require(finite(o.weight_decay), "optim.weight_decay", o.weight_decay, FINITE)
     require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "must be >= 0")
     require(not o.nesterov or o.momentum > 0, "optim.nesterov", o.nesterov, "needs optim.momentum > 0")
     one_of("sched.name", s.name, ("multistep", "cosine"))
     require(0.0 < s.gamma <= 1.0, "sched.gamma", s.gamma, "must lie in (0, 1]")
     require(list(s.milestones) == sorted(s.milestones) and all(x > 0 for x in s.milestones),
             "sched.milestones", list(s.milestones), "must be increasing epochs > 0")
-    require(_finite(s.min_lr), "sched.min_lr", s.min_lr, "must be a finite number")
+    require(finite(s.min_lr), "sched.min_lr", s.min_lr, FINITE)
     require(s.min_lr >= 0, "sched.min_lr", s.min_lr, "must be >= 0")
     require(s.reference_epochs is None or s.reference_epochs > 0, "sched.reference_epochs", s.reference_epochs,
             "must be a whole number > 0 or null")

@@ -1,6 +1,7 @@
 """One run on many processes (``torchrun``): the process group, DDP around the method's step, gathers.
 
     torchrun --nproc_per_node=4 -m mixexp.train ... hydra.run.dir=runs/x
+    python -m mixexp.distributed --nproc_per_node=4 -m mixexp.train ...   # the same, a failure said in one line
 
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT (:class:`~mixexp.train_utils.DistEnv`
 reads them). Each rank trains on its shard of every epoch's permutation; DistributedDataParallel
@@ -13,6 +14,10 @@ from __future__ import annotations
 
 import atexit
 import logging
+import re
+import signal
+import sys
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -175,3 +180,64 @@ def convert_sync_bn(model: nn.Module, device: torch.device) -> nn.Module:
         raise ConfigError(f"trainer.sync_bn=true needs CUDA devices (SyncBatchNorm has no CPU kernel); "
                           f"this run's device is {device}: set trainer.sync_bn=false")
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+# ---------------------------------------------------------------------------------------------- launcher
+
+
+def rank_lost(e: BaseException) -> bool:
+    """Whether ``e``, raised while training on several ranks, says that another rank's process is gone (its
+    connection closed, a collective failed) rather than a bug of this rank."""
+    return is_active() and (isinstance(e, dist.DistError) or re.search(
+        r"Connection (reset|closed) by peer|gloo/transport|NCCL (error|communicator was aborted)", str(e)) is not None)
+
+
+def failure_line(failures: Dict[int, object], first: int) -> Tuple[str, int]:
+    """The one line (and exit code) for a torchrun job whose ranks failed: ``failures`` maps a global rank to
+    torchrun's ProcessFailure, ``first`` is the rank that failed first. A line mixexp wrote (the same on every
+    rank: said once) comes first; else a rank ended by a signal, with what a surviving rank said of the run's
+    folder; else the first failure, whose traceback that rank printed."""
+    from mixexp.cli import LAUNCHER_KEY
+    from mixexp.errors import EXIT_USAGE
+
+    ours = {r: f.error_file_data for r, f in sorted(failures.items())
+            if isinstance(f.error_file_data, dict) and LAUNCHER_KEY in f.error_file_data}
+    user = [data for data in ours.values() if data[LAUNCHER_KEY] == EXIT_USAGE]
+    if user:
+        return user[0]["message"]["message"], EXIT_USAGE
+    killed = [r for r, f in sorted(failures.items()) if f.exitcode < 0 and r not in ours and
+              (f.exitcode != -signal.SIGTERM or r == first)]  # SIGTERM: torchrun stopping the others
+    said = next((data["message"]["message"] for data in ours.values()), None)
+    if killed:
+        f = failures[killed[0]]
+        return f"rank {killed[0]} (pid {f.pid}) was ended by {f.signal_name()}" + (f"; {said}" if said else ""), 128 - f.exitcode
+    if said is not None:
+        return said, next(int(data[LAUNCHER_KEY]) for data in ours.values())
+    f = failures[first]
+    return f"rank {first} (pid {f.pid}) failed with exit code {f.exitcode} (its traceback is above)", f.exitcode or 1
+
+
+def launch(argv: Optional[Sequence[str]] = None) -> None:
+    """``python -m mixexp.distributed TORCHRUN_ARGS``: torchrun (the same arguments), but a failed job is said
+    in one line and its exit code (2 for a user error: every rank refused the same input) instead of
+    torchrun's report block, whose ``traceback`` fields hold the ranks' lines."""
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from mixexp.cli import fail
+
+    quiet = logging.getLogger("torch.distributed.elastic")  # its lines on a failure are what the one line says
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    try:
+        torchrun.run(torchrun.parse_args(list(sys.argv[1:] if argv is None else argv)))
+    except ChildFailedError as e:
+        line, code = failure_line(e.failures, e.get_first_failure()[0])
+        fail(line, code)
+    except SignalException as e:  # Ctrl-C or a kill of torchrun: it has stopped the ranks
+        fail(f"interrupted ({signal.Signals(e.sigval).name}); resume with the same command and resume=true", 128 + e.sigval)
+
+
+if __name__ == "__main__":
+    launch()

@@ -8,14 +8,16 @@ file, if any, is left as it was.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
+import fcntl
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from mixexp.errors import ConfigError
 
@@ -125,3 +127,29 @@ def save_torch(path, obj: Any) -> None:
             torch.save(obj, f)
 
     atomic_write(path, write)
+
+
+@contextlib.contextmanager
+def held_lock(path, on_wait: Optional[Callable[[str], None]] = None) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing) while the block runs, waiting for
+    another process that holds it; ``on_wait(holder)`` is called first, with the pid the holder wrote.
+
+    The lock is the kernel's (flock): it ends with its holder, so a killed process never leaves it held."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    except OSError as e:
+        raise ConfigError(path_error_message(e) or f"cannot create the lock file {path}: {e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait(os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

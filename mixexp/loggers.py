@@ -49,8 +49,27 @@ def experiment_choice() -> Optional[str]:
     return HydraConfig.get().runtime.choices.get("experiment") if HydraConfig.initialized() else None
 
 
+# what the W&B SDK takes in $WANDB_MODE
+WANDB_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")
+
+
 def wandb_mode(cfg) -> str:
-    return os.environ.get("WANDB_MODE", cfg.logger.mode)
+    """``$WANDB_MODE`` when set (checked: the SDK would fail on another value only once the run has started),
+    else ``logger.mode``."""
+    from mixexp.errors import require
+
+    mode = os.environ.get("WANDB_MODE")
+    if mode is None:
+        return cfg.logger.mode
+    require(mode in WANDB_MODES, "$WANDB_MODE", mode,
+            f"choose one of {', '.join(WANDB_MODES)}, or unset it (logger.mode={cfg.logger.mode} then applies)")
+    return mode
+
+
+def check_logger(cfg) -> None:
+    """What the logger will need, checked before a run writes anything: the W&B mode."""
+    if cfg.logger.name == "wandb":
+        wandb_mode(cfg)
 
 
 class WandbLogger(NoLogger):

@@ -299,10 +299,12 @@ def run_cost(cfg, method: str, throughput: Throughput) -> Tuple[int, int, float,
 def plan_target(name: str, target, runs_root: Path, extra: Sequence[str], throughput: Throughput) -> List[PlannedRun]:
     """Every run of a reproduce target's grid (``target``: a :class:`mixexp.reproduce.Target`), composed but
     not run. Seeds do not change a run's cost, so one point per seed-free combination is composed."""
+    from mixexp.config import validate
     from mixexp.report import flatten, method_name
 
     runs: List[PlannedRun] = []
     for point, cfg, seeds, exclude in composed_grid(target.experiment, extra):
+        validate(cfg)  # a plan of runs that mixexp-train would refuse is no plan
         method = method_name(flatten(_container(cfg)))
         train, evaluated, hours, disk, host = run_cost(cfg, method, throughput)
         for seed in seeds or [None]:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
-from mixexp.cli import fail
+from mixexp.cli import fail, one_line_errors
 from mixexp.errors import ConfigError
 from mixexp.io import write_csv, write_text
 
@@ -398,6 +398,7 @@ def log_report_to_wandb(name: str, rows: List[Dict[str, Any]], root: Path | None
     run.finish()
 
 
+@one_line_errors
 def cli(argv: Sequence[str] | None = None) -> None:
     import signal
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from mixexp.cli import fail
-from mixexp.io import write_csv, write_text
+from mixexp.cli import check_group_choices, fail, one_line_errors
+from mixexp.io import held_lock, write_csv, write_text
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,20 @@ def run(cmd: List[str], env: Dict[str, str]) -> None:
         sys.exit(result.returncode)
 
 
+# In a runs folder: held by the mixexp-reproduce whose sweep and reports use it (one at a time per folder).
+REPRODUCE_LOCK = ".mixexp-reproduce.lock"
+
+
+def runs_folder_turn(name: str, folder: Path):
+    """Hold ``folder``'s lock while target ``name`` runs its sweep and writes its reports. Two mixexp-reproduce
+    on one runs folder (two launches of one table, or two tables sharing runs) take turns: the second waits,
+    then finds the first's runs finished (each only evaluated again) and writes its reports, where side by
+    side each would fail the jobs that the other was training."""
+    return held_lock(folder / REPRODUCE_LOCK, lambda pid: print(
+        f"{name}: waiting for mixexp-reproduce (pid {pid}), which is running the sweep in {folder}; its runs are "
+        "reused once it ends", flush=True))
+
+
 def reproduce(name: str, smoke: bool, logger: str, extra: Sequence[str], root: Path) -> List[Path]:
     """Run the target's sweep and write its reports; return the report files."""
     from mixexp.report import build_paper_report, build_report, folder_card, log_report_to_wandb
@@ -81,10 +95,7 @@ def reproduce(name: str, smoke: bool, logger: str, extra: Sequence[str], root: P
     if smoke:
         from mixexp.data.fixtures import make_smoke_root
 
-        data = runs_root / "data"
-        if not (data / "cifar10").is_dir():
-            make_smoke_root(data)
-        env["MIXEXP_DATA"] = str(data)
+        env["MIXEXP_DATA"] = str(make_smoke_root(runs_root / "data"))  # built, or rebuilt when it does not verify
         args.append("budget=smoke")
     if logger != "none":
         args.append(f"logger={logger}")
@@ -163,6 +174,7 @@ def _write(reports: Path, name: str, text: str, rows) -> List[Path]:
     return [md, csv]
 
 
+@one_line_errors
 def cli(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mixexp-reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("target", help="a table (" + ", ".join(TARGETS) + ") or all")
@@ -177,18 +189,22 @@ def cli(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_intermixed_args(argv)
     if args.target != "all" and args.target not in TARGETS:
         fail(f"target {args.target!r} is not allowed: choose one of all, {', '.join(TARGETS)}")
+    if args.root.exists() and not args.root.is_dir():
+        fail(f"--root {args.root} is not a folder: it is where multirun/ and reports/ go (a folder, or one to create)")
+    check_group_choices(args.overrides)
     names = run_order(TARGETS) if args.target == "all" else [args.target]
     if args.plan:
         print(plan(names, args.smoke, args.overrides, args.root, args.root / "bench.json"), end="")
         return
     for i, name in enumerate(names):
-        files = reproduce(name, args.smoke, args.logger, args.overrides, args.root)
-        print("written: " + ", ".join(str(f) for f in files), flush=True)
         runs = TARGETS[name].runs
-        if args.smoke and args.target == "all" and all(TARGETS[n].runs != runs for n in names[i + 1:]):
-            folder = output_folder(args.root, "multirun", smoke=True) / runs
-            freed = remove_checkpoints(folder)
-            print(f"removed the checkpoints of {folder} ({freed / 1e9:.2f} GB): its tables are written", flush=True)
+        folder = output_folder(args.root, "multirun", args.smoke) / runs
+        with runs_folder_turn(name, folder):
+            files = reproduce(name, args.smoke, args.logger, args.overrides, args.root)
+            print("written: " + ", ".join(str(f) for f in files), flush=True)
+            if args.smoke and args.target == "all" and all(TARGETS[n].runs != runs for n in names[i + 1:]):
+                freed = remove_checkpoints(folder)
+                print(f"removed the checkpoints of {folder} ({freed / 1e9:.2f} GB): its tables are written", flush=True)
 
 
 if __name__ == "__main__":

@@ -82,9 +82,9 @@ def _is_stale(lock: Path, owner: Optional[Tuple[int, str]]) -> bool:
     return host == socket.gethostname() and (pid == os.getpid() or not pid_alive(pid))
 
 
-def acquire(run_dir: Path) -> RunDirLock:
+def acquire(run_dir: Path, instead: str = "choose another hydra.run.dir") -> RunDirLock:
     """Create ``run_dir/.mixexp.lock`` exclusively, taking over a stale one; ConfigError if another
-    live process holds it."""
+    live process holds it (the message offers ``instead`` beside waiting)."""
     lock = run_dir / LOCK
     for _ in range(3):  # a concurrent take-over can make one attempt lose the race
         if _try_create(lock):
@@ -94,7 +94,7 @@ def acquire(run_dir: Path) -> RunDirLock:
             pid, host = owner
             raise ConfigError(
                 f"{run_dir} is in use by another mixexp process (pid {pid} on {host}): wait for it to end or "
-                f"choose another hydra.run.dir (if that process is gone, delete {lock})")
+                f"{instead} (if that process is gone, delete {lock})")
         if read_owner(lock) == owner:  # still the same stale owner: take it over
             try:
                 lock.unlink()
@@ -161,13 +161,15 @@ def check_resume_compatible(run_dir, cfg) -> None:
                           "(drop these overrides, or start a new run in another hydra.run.dir)")
 
 
-def claim_run_dir(run_dir, resume: bool) -> RunDirLock:
+def claim_run_dir(run_dir, resume: bool, instead: str = "choose another hydra.run.dir") -> RunDirLock:
     """Lock ``run_dir`` for this process, refuse a folder holding a run unless ``resume``, remove stale
-    temporaries. The lock is released when the process exits (also on an exception) or by ``release()``."""
+    temporaries. The lock is released when the process exits (also on an exception) or by ``release()``.
+    Every command that writes into a run folder claims it first: mixexp-train for the whole run, mixexp-eval
+    while it merges its results into metrics.json (so neither can overwrite what the other added)."""
     run_dir = Path(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock = acquire(run_dir)
+        lock = acquire(run_dir, instead)
     except OSError as e:
         raise ConfigError(f"run folder {run_dir} cannot be used: {path_error_message(e) or e}") from None
     try:

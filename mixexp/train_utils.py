@@ -102,9 +102,17 @@ def resolve_device(name: str, job_num: Optional[int] = None) -> torch.device:
             return torch.device("cpu")
         count = torch.cuda.device_count()
         return torch.device("cuda", job_num % count) if job_num is not None and count > 1 else torch.device("cuda")
-    device = torch.device(name)
+    from mixexp.errors import ConfigError
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:  # not a device name torch knows
+        raise ConfigError(f"device {name!r} is not allowed: {str(e).splitlines()[0]} (use auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"trainer.device={name!r} is not allowed here: no CUDA device is visible (use auto or cpu)")
+        raise ConfigError(f"trainer.device={name!r} is not allowed here: no CUDA device is visible (use auto or cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"trainer.device={name!r} is not allowed here: {torch.cuda.device_count()} CUDA device(s) "
+                          f"are visible (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return device
 
 
@@ -137,6 +145,25 @@ def rng_state() -> dict:
         state["cuda"] = torch.cuda.get_rng_state_all()
         state["cuda_device"] = torch.cuda.current_device()  # the generator this process draws from
     return state
+
+
+def rng_state_problem(state) -> Optional[str]:
+    """Why ``state`` is not a state :func:`rng_state` returned (None: it is one): each part is restored into a
+    fresh generator of its library, which checks it, so the generators this process draws from stay as they are."""
+    try:
+        version, internal, gauss_next = state["python"]
+        random.Random().setstate((version, tuple(internal), gauss_next))
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.RandomState().set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        torch.Generator().set_state(state["torch"])
+        cuda = state.get("cuda", [])
+        if not isinstance(cuda, list) or not all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in cuda):
+            return "its cuda states are not a list of byte tensors"
+        if not isinstance(state.get("cuda_device", 0), int):
+            return "its cuda_device is not a device index"
+    except Exception as e:  # noqa: BLE001 - whatever a library raises on restoring it, the state is damaged
+        return (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return None
 
 
 def set_rng_state(state: dict) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import statistics
 import sys
 import time
@@ -22,16 +23,16 @@ import torch
 from omegaconf import OmegaConf
 
 from mixexp import distributed
-from mixexp.assemble import build_method, build_model, method_label
+from mixexp.assemble import build_method, build_model, check_model_input, method_label
 from mixexp.checkpoint import CHECKPOINT, SNAPSHOTS, can_train_further, final_state, load_checkpoint, save_checkpoint
 from mixexp.data import build_loader, load_dataset
-from mixexp.errors import ConfigError, Interrupted
+from mixexp.errors import ConfigError, Interrupted, require
 from mixexp.evaluation.metrics import accuracy_percent, classification_metrics, predict_logits
 from mixexp.evaluation.rescaling import Rescaling, stored_or_training_statistics, training_statistics
 from mixexp.models.ghost_batchnorm import convert_ghost_batchnorm
 from mixexp.evaluation.suite import EvalContext, evaluate_model, missing_results
 from mixexp.io import save_torch, write_csv, write_json, write_text
-from mixexp.loggers import NoLogger, build_logger
+from mixexp.loggers import NoLogger, build_logger, check_logger
 from mixexp.losses import mixed_correct
 from mixexp.provenance import provenance
 from mixexp.rundir import check_resume_compatible, claim_run_dir
@@ -68,14 +69,28 @@ class Trainer:
         # nothing is logged, and the session clock runs from construction
         self.logger, self._session_start = NoLogger(), time.perf_counter()
         checkpoint = self.run_dir / CHECKPOINT
+        check_logger(cfg)
         # auto: continue the run the folder holds, else start one (every rank decides before any of them can
         # write: the process group is joined below, and rank 0 writes config.yaml after that)
         if cfg.resume == "auto":
             cfg.resume = (self.run_dir / "config.yaml").is_file()
-        if self.dist.is_main:  # one process per folder; a folder holding a run only with resume=true
-            self.run_lock = claim_run_dir(self.run_dir, bool(cfg.resume))
-            if cfg.resume:
-                check_resume_compatible(self.run_dir, cfg)
+        # one process per folder; a folder holding a run only with resume=true
+        self.run_lock = claim_run_dir(self.run_dir, bool(cfg.resume)) if self.dist.is_main else None
+        try:
+            self._build(checkpoint)
+        except BaseException:  # a refused start leaves the folder as it found it, its lock included
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give up the run folder (also done when the process exits)."""
+        if self.run_lock is not None:
+            self.run_lock.release()
+
+    def _build(self, checkpoint: Path) -> None:
+        cfg = self.cfg
+        if self.dist.is_main and cfg.resume:
+            check_resume_compatible(self.run_dir, cfg)
         # a finished run whose last.pt is gone (trainer.checkpoint=false, or removed) is kept as it is, or refused:
         # decided from its metrics.json alone, before any data or model is built
         self.finished_metrics: Optional[Dict[str, Any]] = None
@@ -98,8 +113,10 @@ class Trainer:
         self.history: List[Dict[str, Any]] = []
         self.records: Dict[str, List[Dict[str, Any]]] = {}  # per-epoch summaries a method keeps, by file
         self.rescaling: Optional[Rescaling] = None  # test-time rescaling statistics (restored or computed)
+        self.checkpoint_epoch: Optional[int] = None  # the epoch last.pt holds on disk (None: there is none)
         if checkpoint.exists():  # refused (one line) before config.yaml is written again
             self._load_checkpoint(checkpoint)
+            self.checkpoint_epoch = self.epoch
             log.info("resumed %s at epoch %d/%d", checkpoint, self.epoch, cfg.trainer.epochs)
         if cfg.eval.rescaled and self.rescaling is None:
             self.rescaling = training_statistics(cfg, data, self.device)
@@ -111,13 +128,13 @@ class Trainer:
     # -------------------------------------------------------------------------------- set-up
 
     def _setup_device(self, t) -> None:
-        try:
-            self.device = resolve_device(t.device)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+        self.device = resolve_device(t.device)
         if self.dist.world_size > 1:  # torchrun: join the process group; CUDA ranks take cuda:LOCAL_RANK
             self.device = distributed.setup(self.device, self.dist)
         if t.num_threads:
+            cpus = len(os.sched_getaffinity(0))
+            require(t.num_threads <= cpus, "trainer.num_threads", t.num_threads,
+                    f"must be at most the {cpus} CPU(s) this process may use (0: torch's default)")
             torch.set_num_threads(t.num_threads)
         cuda = self.device.type == "cuda"
         if cuda:
@@ -142,6 +159,7 @@ class Trainer:
         channels, size = data.image_shape[0], data.image_shape[1]
         self.model = build_model(cfg, data.num_classes, channels, size)
         self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        check_model_input(self.model, cfg.model.name, data.image_shape, self.device)
         self.method = build_method(cfg, data.num_classes, self.model.feature_dim).to(self.device)
         try:
             self.method.check_model(self.model, data.image_shape)
@@ -177,6 +195,9 @@ class Trainer:
     def _load_checkpoint(self, path: Path) -> None:
         # to the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device
         state = load_checkpoint(path, map_location="cpu")
+        if state["epoch"] > self.cfg.trainer.epochs:
+            raise ConfigError(f"{path} holds epoch {state['epoch']}, past this run's trainer.epochs="
+                              f"{self.cfg.trainer.epochs}: it is not this run's checkpoint")
         resumable = can_train_further(state)  # not a final checkpoint of trainer.final_checkpoint=weights
         if not resumable and state["epoch"] < self.cfg.trainer.epochs:
             raise ConfigError(f"{path} holds the final weights only (trained with trainer.final_checkpoint=weights): "
@@ -191,6 +212,7 @@ class Trainer:
                 set_rng_state(state["rng"])
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = f"a state lacks the key {first}" if isinstance(e, KeyError) else first
             raise ConfigError(f"{path} cannot be resumed with this config: {first}") from None
         self.epoch, self.history, self.elapsed = state["epoch"], state["history"], state["elapsed"]
         self.records = state.get("records") or {}
@@ -204,6 +226,7 @@ class Trainer:
         self._session_start = time.perf_counter()
         if self.finished_metrics is not None:
             log.info("%s finished without a checkpoint to evaluate again; it holds every result asked for", self.run_dir)
+            self.release()
             return self.finished_metrics
         epochs = self.cfg.trainer.epochs
         stop = epochs if until_epoch is None else min(until_epoch, epochs)
@@ -212,14 +235,36 @@ class Trainer:
         self.logger = build_logger(self.cfg, self.run_dir, job_type) if self.dist.is_main else NoLogger()
         try:
             diverged = self._train_until(stop)
+            metrics = self._evaluate(reevaluation=not trained, diverged=diverged) if self.epoch >= epochs or diverged else {}
         except KeyboardInterrupt:
+            self.release()
             self.logger.finish()
-            raise Interrupted(f"interrupted at epoch {self.epoch + 1}/{epochs} ({self.epoch} finished"
-                              f"{', checkpointed' if self.cfg.trainer.checkpoint else ''}); resume with: mixexp-train "
-                              f"... resume=true hydra.run.dir={self.run_dir}") from None
-        metrics = self._evaluate(reevaluation=not trained, diverged=diverged) if self.epoch >= epochs or diverged else {}
+            raise Interrupted(self._interrupted_message("interrupted")) from None
+        except RuntimeError as e:
+            self.release()
+            if not distributed.rank_lost(e):
+                raise
+            self.logger.finish()  # another rank's process ended: this rank stops too, in one line
+            raise Interrupted(self._interrupted_message("stopped because another rank of the run ended")) from None
+        except BaseException:
+            self.release()
+            raise
         self.logger.finish()
+        if metrics:  # the run is done: its folder is free (a partial fit, until_epoch, keeps it)
+            self.release()
         return metrics
+
+    def _interrupted_message(self, why: str) -> str:
+        """Where the run stopped (``why``), and what its folder holds: the epoch last.pt holds (a kill during the
+        write of epoch N's checkpoint leaves epoch N-1's), not the epochs trained in memory."""
+        epochs = self.cfg.trainer.epochs
+        where = (f"during the final evaluation ({epochs} epochs finished" if self.epoch >= epochs
+                 else f"at epoch {self.epoch + 1}/{epochs} ({self.epoch} finished")
+        if self.checkpoint_epoch is not None:
+            disk = f"{CHECKPOINT} holds epoch {self.checkpoint_epoch}"
+        else:
+            disk = f"no {CHECKPOINT} written{': trainer.checkpoint=false' if not self.cfg.trainer.checkpoint else ''}"
+        return f"{why} {where}; {disk}); resume with: mixexp-train ... resume=true hydra.run.dir={self.run_dir}"
 
     def _train_until(self, stop: int) -> bool:
         """Train epochs until ``stop``; True when the run diverged (``trainer.stop_on_divergence`` epochs in a
@@ -308,6 +353,7 @@ class Trainer:
             if self.epoch >= self.cfg.trainer.epochs:
                 state = final_state(state, self.cfg.trainer.final_checkpoint)
             save_checkpoint(self.run_dir / CHECKPOINT, state)
+            self.checkpoint_epoch = self.epoch
         self.logger.log_epoch(row)
 
     # -------------------------------------------------------------------------------- evaluation

@@ -41,6 +41,39 @@ def run_cli(args: Sequence[str], cwd=None, env=None, timeout=300) -> subprocess.
                           text=True, timeout=timeout)
 
 
+def run_in_process(argv: Sequence[str], capsys) -> tuple:
+    """(exit code, stderr) of ``argv`` (``mixexp-train ...``, ``mixexp-eval ...``) run by its console script's cli
+    function in this process: what the script does, without the seconds a new Python takes to start."""
+    from mixexp import reproduce, report, train
+    from mixexp.evaluation import cli as evaluation
+    from mixexp.plots import cli as plots
+
+    clis = {"mixexp-eval": evaluation.cli, "mixexp-plot": plots.cli, "mixexp-report": report.cli,
+            "mixexp-reproduce": reproduce.cli}
+    for name in ("HYDRA_FULL_ERROR", "MIXEXP_FULL_ERROR"):  # run_cli sets the first for Hydra
+        os.environ.pop(name, None)
+    capsys.readouterr()
+    saved, code = sys.argv, 0
+    try:
+        if argv[0] == "mixexp-train":
+            sys.argv = list(argv)
+            train.cli()
+        else:
+            clis[argv[0]](list(argv[1:]))
+    except SystemExit as end:
+        code = end.code
+    finally:
+        sys.argv = saved
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+    return code, capsys.readouterr().err
+
+
+def files_below(folder: Path) -> dict:
+    """Every file below ``folder`` (path -> bytes), Hydra's job logs (``*.log``, appended to) aside."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(Path(folder).rglob("*"))
+            if p.is_file() and p.suffix != ".log"}
+
+
 @pytest.fixture
 def fast_overrides():
     return list(FAST)

@@ -12,8 +12,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,9 +42,15 @@ def _env():
     return {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
 
 
-def torchrun(args, nproc=2, timeout=240) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
+def torchrun(args, nproc=2, timeout=240, launcher="torch.distributed.run") -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", launcher, "--standalone", f"--nproc_per_node={nproc}", *args]
     return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def one_error_line(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
 
 
 def _history(run_dir: Path):
@@ -82,6 +91,14 @@ def test_two_ranks_train_the_model_one_process_trains_with_the_same_global_batch
     # rank 0 alone writes and logs: each epoch's line once in the shared folder's log
     log_lines = (two / "train.log").read_text().splitlines()
     assert sum(" epoch " in line for line in log_lines) == 2, log_lines
+
+    # refused on every rank (a finished run; a global batch the ranks cannot share): said once, in one line, by
+    # mixexp's launcher (torchrun's arguments), where torchrun alone adds its report of the failed ranks
+    for args, says in (([*EXACT, f"hydra.run.dir={two}"], f"error: {two} already holds a run (metrics.json, "),
+                       ([*EXACT, "trainer.batch_size=15", f"hydra.run.dir={tmp_path / 'odd'}"],
+                        "error: trainer.batch_size=15 is the global batch and must divide evenly over the 2 ranks")):
+        result = torchrun(["-m", "mixexp.train", *args], launcher="mixexp.distributed")
+        assert result.returncode == 2 and one_error_line(result).startswith(says)
 
 
 @pytest.mark.slow
@@ -135,3 +152,26 @@ def test_a_run_of_two_ranks_resumes_in_one_process(tmp_path):
     assert state["epoch"] == 2
     assert not torch.equal(state["model"]["fc1.weight"], weights["fc1.weight"])  # it trained on from there
     assert json.loads((run / "metrics.json").read_text())["provenance"]["world_size"] == 1
+
+
+@pytest.mark.slow
+def test_a_killed_rank_stops_the_run_in_one_line_that_says_what_last_pt_holds(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mixexp.distributed", "--standalone", "--nproc_per_node=2", "-m", "mixexp.train",
+           *[o for o in EXACT if not o.startswith("trainer.epochs")], "trainer.epochs=500", "dataset.train_size=1024",
+           f"hydra.run.dir={run}"]
+    launcher = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not (run / CHECKPOINT).exists() and time.monotonic() < deadline and launcher.poll() is None:
+        time.sleep(0.2)
+    ranks = sorted(int(pid) for pid in subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True,
+                                                       text=True).stdout.split())
+    assert len(ranks) == 2, "the two ranks never started"
+    os.kill(ranks[1], signal.SIGKILL)
+    _, err = launcher.communicate(timeout=180)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert launcher.returncode == 128 + signal.SIGKILL and len(lines) == 1 and "Traceback" not in err, err
+    held = load_checkpoint(run / CHECKPOINT)["epoch"]
+    assert re.fullmatch(rf"error: rank \d \(pid {ranks[1]}\) was ended by SIGKILL; stopped because another rank of "
+                        rf"the run ended at epoch \d+/500 \(\d+ finished; last.pt holds epoch {held}\); resume with: "
+                        rf"mixexp-train \.\.\. resume=true hydra.run.dir={re.escape(str(run))}", lines[0]), lines[0]

@@ -18,12 +18,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import FAST, compose_cfg, run_cli
+from conftest import FAST, compose_cfg, run_cli, run_in_process
 import mixexp.io
-from mixexp.checkpoint import load_checkpoint, save_checkpoint
+from mixexp.checkpoint import HISTORY_KEYS, load_checkpoint, save_checkpoint
 from mixexp.config import ConfigError, validate
 from mixexp.io import save_torch, write_json
 from mixexp.rundir import LOCK, claim_run_dir
+from mixexp.train_utils import rng_state
 from mixexp.trainer import Trainer
 
 
@@ -62,9 +63,13 @@ def test_pickle_payload_in_last_pt_is_refused_by_resume_and_eval(tmp_path):
         assert not marker.exists()
 
 
+def epoch_rows(epochs: int) -> list:
+    return [{**dict.fromkeys(HISTORY_KEYS, 0.5), "epoch": e} for e in range(1, epochs + 1)]
+
+
 def test_checkpoint_round_trip_and_bad_files_are_one_line(tmp_path):
     state = {"epoch": 3, "model": {"w": torch.ones(2)}, "method": {}, "optimizer": {"state": {}}, "scheduler": {},
-             "rng": {"torch": torch.get_rng_state()}, "history": [{"epoch": 1}], "elapsed": 1.5, "rescaling": None}
+             "rng": rng_state(), "history": epoch_rows(3), "elapsed": 1.5, "rescaling": None}
     path = tmp_path / "last.pt"
     save_checkpoint(path, state)
     assert load_checkpoint(path)["epoch"] == 3 and torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))
@@ -148,7 +153,7 @@ def test_lock_of_a_live_process_is_refused_with_its_pid(tmp_path):
 
 
 @pytest.mark.slow
-def test_second_mixexp_train_into_a_busy_folder_exits_with_one_line(tmp_path):
+def test_second_mixexp_train_into_a_busy_folder_exits_with_one_line(tmp_path, capsys):
     run = tmp_path / "run"
     args = [*FAST, "dataset.train_size=2048", "trainer.epochs=200", f"hydra.run.dir={run}"]
     env = {**os.environ, "WANDB_MODE": "offline"}
@@ -162,6 +167,10 @@ def test_second_mixexp_train_into_a_busy_folder_exits_with_one_line(tmp_path):
         assert (run / LOCK).exists(), "the first run never took its lock"
         line = one_error_line(run_cli(["mixexp-train", *args, "resume=true"]))
         assert f"{run} is in use by another mixexp process (pid {first.pid} on" in line
+        # an evaluation waits its turn too: its merge into metrics.json would be lost to the run's final write
+        code, err = run_in_process(["mixexp-eval", str(run)], capsys)
+        assert code == 2 and err.startswith(f"error: {run} is in use by another mixexp process (pid {first.pid} on ")
+        assert "wait for it to end or evaluate it afterwards" in err and len(err.strip().splitlines()) == 1
     finally:
         first.kill()
         first.wait()
@@ -261,12 +270,13 @@ def test_report_of_a_metric_no_run_has_is_one_line(tmp_path):
 # ------------------------------------------------------------------------------------------ reproduce
 
 
-def test_reproduce_takes_overrides_after_options(monkeypatch):
+def test_reproduce_takes_overrides_after_options(monkeypatch, tmp_path):
     from mixexp import reproduce
 
     calls = []
     monkeypatch.setattr(reproduce, "reproduce", lambda *a: calls.append(a) or [])
-    reproduce.cli(["sem-table1", "--smoke", "trainer.epochs=2", "--logger", "none", "trainer.device=cuda:1"])
+    reproduce.cli(["sem-table1", "--smoke", "trainer.epochs=2", "--logger", "none", "trainer.device=cuda:1",
+                   "--root", str(tmp_path)])
     assert calls[0][:4] == ("sem-table1", True, "none", ["trainer.epochs=2", "trainer.device=cuda:1"])
     line = one_error_line(run_cli(["mixexp-reproduce", "bogus", "--smoke", "trainer.epochs=2"]))
     assert line.startswith("error: target 'bogus' is not allowed: choose one of all, sem-table1")

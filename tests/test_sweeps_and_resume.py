@@ -98,6 +98,34 @@ def test_ctrl_c_is_one_line_that_says_how_to_resume(tmp_path):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
+def test_ctrl_c_of_a_joblib_sweep_is_one_line(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    # a new session: Ctrl-C in a terminal interrupts the launcher and its worker processes alike
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mixexp-train"), "-m", "hydra/launcher=joblib",
+                             "hydra.launcher.n_jobs=2", *FAST, "trainer.epochs=500", "trainer.num_threads=1", "seed=0,1",
+                             f"hydra.sweep.dir={sweep}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 180
+    while len(list(sweep.glob("*/last.pt"))) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "error: interrupted: relaunch the same command to continue (finished runs are kept, interrupted ones resume "
+        "from their last.pt)"]
+
+
 def test_an_unwritable_run_folder_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

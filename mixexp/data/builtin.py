@@ -9,7 +9,7 @@ import torch
 
 from mixexp.data.imageset import ImageSet
 from mixexp.errors import ConfigError
-from mixexp.data.registry import register_dataset
+from mixexp.data.registry import check_fits_in_memory, register_dataset
 
 
 def check_stratified_split(n: int, num_classes: int, test_fraction: float) -> None:
@@ -59,6 +59,11 @@ def load_synthetic(cfg, data_dir):
     gen = torch.Generator().manual_seed(0)
     channels = cfg.channels or 3
     shape = (channels, cfg.image_size, cfg.image_size)
+    # float32 prototypes, and per split float32 noise and images (then uint8), before anything is drawn
+    values = math.prod(shape)
+    check_fits_in_memory("dataset.image_size/num_classes/train_size/test_size",
+                         (cfg.image_size, cfg.num_classes, cfg.train_size, cfg.test_size),
+                         4 * values * cfg.num_classes + 9 * values * max(cfg.train_size, cfg.test_size))
     prototypes = torch.rand((cfg.num_classes,) + shape, generator=gen)
 
     def draw(n: int) -> ImageSet:

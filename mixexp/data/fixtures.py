@@ -13,7 +13,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any, Dict
 
@@ -276,27 +278,72 @@ class _Patch:
             setattr(obj, key, value)
 
 
+# Written last into a complete smoke root: the datasets it holds, each verified and converted there.
+SMOKE_COMPLETE = ".smoke-root.json"
+
+
+def smoke_root_is_current(root: Path) -> bool:
+    """Whether ``root`` is a complete smoke root whose every dataset's stamp and caches match the files in
+    place, in this very folder (a copied root, or one a killed build left half-written, is not)."""
+    from mixexp.data.store import cache_is_current, read_stamp, stamp_is_current
+
+    root = Path(root)
+    try:
+        names = json.loads((root / SMOKE_COMPLETE).read_text())["datasets"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    for name in names:
+        src = SOURCES.get(name)
+        if src is None:
+            return False
+        stamp = read_stamp(src, root)
+        if not stamp_is_current(src, root, stamp):
+            return False
+        if src.cached and not all(cache_is_current(src, root, split, stamp) for split in src.counts):
+            return False
+    return True
+
+
 def make_smoke_root(root: Path) -> Path:
-    """A data root with every dataset of the papers as tiny fixtures, verified and cached.
+    """A data root with every dataset of the papers as tiny fixtures, verified and cached; kept when it
+    is current (:func:`smoke_root_is_current`), else built again.
 
     The fixtures are checked against their own checksums and counts (not the real releases'), in
     this process only; the stamps and caches written then let any later run load them as usual. Used by
-    ``SMOKE=1`` to run every table's grid on real file formats in minutes.
+    ``SMOKE=1`` to run every table's grid on real file formats in minutes. The files are written into a
+    temporary folder beside ``root`` and renamed into place (then verified there, where the stamps record
+    them), under a lock: a killed build leaves no half-written root, and two builds never mix their files.
     """
-    from mixexp.data.store import prepare
+    from mixexp.io import held_lock, write_json
 
     root = Path(root)
+    with held_lock(root.parent / f".{root.name}.lock",
+                   lambda pid: print(f"waiting for process {pid}, which is building the data root {root}", flush=True)):
+        if smoke_root_is_current(root):
+            return root
+        for leftover in root.parent.glob(f".{root.name}.*.building"):  # of a killed build (we hold the lock)
+            shutil.rmtree(leftover, ignore_errors=True)
+        building = root.parent / f".{root.name}.{os.getpid()}.building"
+        overrides = write_tree(building, manual_elsewhere=building / "_manual_sources")
+        if root.exists():  # out of date (copied, half-built by an older mixexp, changed): replaced as a whole
+            stale = root.parent / f".{root.name}.{os.getpid()}.building.stale"
+            os.rename(root, stale)
+            shutil.rmtree(stale)
+        os.rename(building, root)
+        _prepare_smoke_root(root, overrides)
+        write_json(root / SMOKE_COMPLETE, {"datasets": sorted(overrides)})
+    return root
+
+
+def _prepare_smoke_root(root: Path, overrides: Dict[str, Dict[str, Any]]) -> None:
+    """Verify and convert every fixture dataset in ``root`` against the fixtures' own checksums."""
+    from mixexp.data.store import prepare
+
     manual = root / "_manual_sources"
-    overrides = write_tree(root, manual_elsewhere=manual)
     with _Patch() as patch:
         patch_sources(patch, overrides)
         for name in overrides:
-            source = None
-            if name == "imagenet":
-                source = manual / "imagenet"
-            elif name == "objectnet":
-                source = manual / "objectnet_release"
+            source = {"imagenet": manual / "imagenet", "objectnet": manual / "objectnet_release"}.get(name)
             prepare(name, root, source=source, progress=False)
-    return root
 
 

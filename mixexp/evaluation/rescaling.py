@@ -15,10 +15,12 @@ of its training input pipeline without mixup).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from scipy.special import betainc
+
+from mixexp.errors import ConfigError
 
 RESCALING_MEANS = ("unaugmented", "augmented")
 
@@ -69,8 +71,35 @@ class Rescaling:
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         return rescale_logits(z, self.y_bar.to(z.device), self.theta)
 
+    @staticmethod
+    def state_problem(state) -> Optional[str]:
+        """Why ``state`` is not what :meth:`state_dict` returns (None: it is): theta_bar in [1/2, 1], x_bar and
+        y_bar finite float tensors of one image's shape and of one value per class."""
+        if not isinstance(state, dict):
+            return f"it is a {type(state).__name__}, not a dict"
+        theta = state.get("theta_bar")
+        if not isinstance(theta, float) or not 0.5 <= theta <= 1.0:
+            return f"theta_bar is {theta!r}, expected a number in [0.5, 1]"
+        for key, dims in (("x_bar", 3), ("y_bar", 1)):
+            t = state.get(key)
+            if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.dim() != dims or not torch.isfinite(t).all():
+                return f"{key} is not a finite float tensor of {dims} dimension(s)"
+        if state.get("x_bar_view", "unaugmented") not in RESCALING_MEANS:
+            return f"x_bar_view is {state.get('x_bar_view')!r}, expected one of {', '.join(RESCALING_MEANS)}"
+        return None
+
     @classmethod
-    def from_state_dict(cls, state: Dict[str, object]) -> "Rescaling":
+    def from_state_dict(cls, state: Dict[str, object], image_shape: Optional[tuple] = None,
+                        num_classes: Optional[int] = None) -> "Rescaling":
+        """The statistics :meth:`state_dict` stored; ConfigError when they are damaged, or (given ``image_shape``
+        and ``num_classes``) when they are not of this run's images and classes."""
+        problem = Rescaling.state_problem(state)
+        if problem is None and image_shape is not None and tuple(state["x_bar"].shape) != tuple(image_shape):
+            problem = f"x_bar has shape {tuple(state['x_bar'].shape)}, the images {tuple(image_shape)}"
+        if problem is None and num_classes is not None and tuple(state["y_bar"].shape) != (num_classes,):
+            problem = f"y_bar has {state['y_bar'].numel()} values for {num_classes} classes"
+        if problem is not None:
+            raise ConfigError(f"the test-time rescaling statistics cannot be used: {problem}")
         # checkpoints written before eval.rescaling_mean existed hold the un-augmented mean
         return cls(float(state["theta_bar"]), state["x_bar"], state["y_bar"], str(state.get("x_bar_view", "unaugmented")))
 
@@ -81,8 +110,9 @@ class Rescaling:
 def stored_or_training_statistics(cfg, stored, data, device) -> Rescaling:
     """The rescaling a checkpoint holds (``stored``: its state dict, or None) when it averaged the view that
     ``cfg.eval.rescaling_mean`` asks for, else :func:`training_statistics`."""
-    if stored is not None and str(stored.get("x_bar_view", "unaugmented")) == cfg.eval.rescaling_mean:
-        return Rescaling.from_state_dict(stored)
+    if stored is not None and (not isinstance(stored, dict) or stored.get("x_bar_view", "unaugmented")
+                               == cfg.eval.rescaling_mean):
+        return Rescaling.from_state_dict(stored, data.image_shape, data.num_classes)  # refuses damaged statistics
     return training_statistics(cfg, data, device)
 
 

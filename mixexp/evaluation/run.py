@@ -64,6 +64,9 @@ def load_finished_run(run_dir: Path, overrides: Sequence[str] = ()) -> FinishedR
     if state["epoch"] < cfg.trainer.epochs:
         raise ConfigError(f"{run_dir} stopped at epoch {state['epoch']}/{cfg.trainer.epochs}: finish it first with "
                           f"mixexp-train ... resume=true hydra.run.dir={run_dir}")
+    if state["epoch"] > cfg.trainer.epochs:
+        raise ConfigError(f"{path} holds epoch {state['epoch']}, past the run's trainer.epochs={cfg.trainer.epochs}: "
+                          "it is not this run's checkpoint")
     device = resolve_device(cfg.trainer.device)
     data = load_dataset(cfg.dataset, cfg.paths.data_dir)
     model = build_run_model(cfg, data, device)

@@ -6,7 +6,6 @@ A mixer option is a config schema (a dataclass: its fields are the option's keys
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
@@ -14,7 +13,7 @@ import torch
 from omegaconf import MISSING
 from torch import nn
 
-from mixexp.errors import require
+from mixexp.errors import FINITE, finite, require
 from mixexp.method import Criterion, MixedBatch, Method
 
 
@@ -58,7 +57,7 @@ class MixerConfig:
 
     def check(self, cfg) -> None:
         """Range checks; ``cfg`` is the whole run config (some limits depend on trainer.epochs)."""
-        require(math.isfinite(self.alpha), "mixer.alpha", self.alpha, "must be a finite number")
+        require(finite(self.alpha), "mixer.alpha", self.alpha, FINITE)
         require(self.alpha >= 0, "mixer.alpha", self.alpha, "must be >= 0 (0 turns mixing off)")
 
     def build(self, num_classes: int, feature_dim: int) -> "Mixer":

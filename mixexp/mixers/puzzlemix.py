@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixexp.errors import one_of, require
+from mixexp.errors import FINITE, finite, one_of, require
 from mixexp.mixers.base import MixedBatch, Mixer, PairMixingConfig, random_partner, sample_lambda
 from mixexp.mixers.puzzlemix_transport import TRANSPORT_SOLVERS, apply_transport, transport_plan
 
@@ -509,13 +509,17 @@ class PuzzleMixConfig(PairMixingConfig):
         require(len(self.block_sizes) > 0 and all(n > 0 for n in self.block_sizes), "mixer.block_sizes",
                 list(self.block_sizes), "must be a non-empty list of grid sizes > 0")
         for key in ("beta", "gamma", "eta", "t_eps", "clean_lam"):
+            require(finite(getattr(self, key)), f"mixer.{key}", getattr(self, key), FINITE)
             require(getattr(self, key) >= 0, f"mixer.{key}", getattr(self, key), "must be >= 0")
         require(self.neigh_size > 0, "mixer.neigh_size", self.neigh_size, "must be a whole number > 0")
         require(self.n_labels >= 2, "mixer.n_labels", self.n_labels, "must be a whole number >= 2")
         require(self.t_size == -1 or self.t_size > 0, "mixer.t_size", self.t_size, "must be > 0 or -1 (the cut's blocks)")
         one_of("mixer.t_solver", self.t_solver, TRANSPORT_SOLVERS)
         require(0.0 <= self.adv_p <= 1.0, "mixer.adv_p", self.adv_p, "must be a probability in [0, 1]")
+        require(finite(self.adv_eps), "mixer.adv_eps", self.adv_eps, FINITE)
         require(self.adv_eps >= 0, "mixer.adv_eps", self.adv_eps, "must be >= 0 (pixel units / 255)")
+        require(all(finite(v) for v in self.pixel_std), "mixer.pixel_std", list(self.pixel_std),
+                "every value must be a finite number")
         require(all(v > 0 for v in self.pixel_std), "mixer.pixel_std", list(self.pixel_std), "every value must be > 0")
         require(self.workers >= 0, "mixer.workers", self.workers, "must be >= 0 (0: one per CPU core)")
 

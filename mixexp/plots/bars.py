@@ -18,8 +18,11 @@ UNITS = {"acc": "%", "error": "%", "accuracy": "%", "auroc": "%", "top1": "%", "
 
 
 def read_rows(path: Path) -> List[Dict[str, str]]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"{path} is not a report CSV: it cannot be read as CSV text ({e})") from None
     if not rows:
         raise ConfigError(f"{path} holds no rows")
     return rows

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import List, Sequence
 
-from mixexp.cli import fail, format_user_error
+from mixexp.cli import fail, format_user_error, one_line_errors
 from mixexp.plots.common import DEFAULT_OUT
 
 
@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors
 def cli(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     for key in ("images", "limit"):

@@ -20,12 +20,26 @@ LABELS = {"train_loss": "training loss (nats)", "train_acc": "training accuracy 
 
 
 def read_history(path: Path) -> Dict[str, np.ndarray]:
-    """history.csv as one float array per column (rows in epoch order)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    """history.csv as one float array per column (rows in epoch order); a damaged file (a cell that is not a
+    number, a row shorter or longer than the header, not text) is one ConfigError line naming the row."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"{path} is not a history.csv ({e})") from None
     if not rows:
         raise ConfigError(f"{path} holds no epochs")
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    columns = {k: [] for k in rows[0]}
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            raise ConfigError(f"{path} line {line} does not hold one cell for each of the {len(columns)} columns of "
+                              "its header: the file is damaged")
+        for k, v in row.items():
+            try:
+                columns[k].append(float(v))
+            except ValueError:
+                raise ConfigError(f"{path} line {line}: {k}={v!r} is not a number: the file is damaged") from None
+    return {k: np.array(v) for k, v in columns.items()}
 
 
 def fold_seeds(histories: Sequence[Dict[str, np.ndarray]], metric: str):
@@ -42,6 +56,11 @@ def learning_curves(groups: Dict[str, List[Dict[str, np.ndarray]]], out_dir: Pat
 
     ``groups`` maps a configuration's label to the histories of its runs (seeds).
     """
+    have = sorted(set.intersection(*(set(h) for histories in groups.values() for h in histories)))
+    missing = [m for m in metrics if m not in have]
+    if not metrics or missing:
+        raise ConfigError(f"--metrics {','.join(missing) or '(none)'}: not a history.csv column; choose from "
+                          f"{', '.join(have)}")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     rows = []
     for ax, metric in zip(axes[0], metrics):

@@ -11,7 +11,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from mixexp.checkpoint import SNAPSHOTS
+from mixexp.checkpoint import SNAPSHOTS, read_tensor_file
 from mixexp.errors import ConfigError
 from mixexp.plots.common import plt, save_figure
 
@@ -26,9 +26,14 @@ def snapshot_files(run_dir: Path) -> List[Tuple[int, Path]]:
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load a state_dict (or a checkpoint's ``model`` entry) saved by torch.save; tensors only."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"] if "model" in state else state)
+    """Load a state_dict (or a checkpoint's ``model`` entry) saved by torch.save; tensors only. A damaged
+    file, or one of another model, is one ConfigError line naming it."""
+    state = read_tensor_file(path)
+    try:
+        model.load_state_dict(state["model"] if "model" in state else state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"{path} does not hold this run's model weights: {first}") from None
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixexp.errors import one_of, require
+from mixexp.errors import FINITE, finite, one_of, require
 from mixexp.method import MixedBatch
 from mixexp.regularizers.base import RegularizerConfig
 
@@ -98,6 +98,7 @@ class SEMConfig(RegularizerConfig):
     update_bn_stats: bool = True
 
     def check(self, cfg, mixer) -> None:
+        require(finite(self.gamma), "regularizer.gamma", self.gamma, FINITE)
         require(self.gamma >= 0, "regularizer.gamma", self.gamma, "must be >= 0")
         one_of("regularizer.distance", self.distance, DISTANCES)
         require(getattr(mixer, "lam_is_input_ratio", False), "regularizer", self.name,
