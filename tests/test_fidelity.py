@@ -48,8 +48,10 @@ def test_grid_points_differ_from_the_authors_only_where_the_recipe_says(name):
     for table in tables_of(name):
         authors = table_authors(table)
         for point, view in target_views(name):
-            unlisted += [f"{table} [{point}]: {d.fact.key} = {d.ours!r}, the authors' {d.fact.authors_text()} "
-                         f"({d.fact.source})" for d in differences(view, authors) if d.deviation is None]
+            unlisted += [f"{table} [{point}]: {d.fact.key} = {d.ours!r}, "
+                         + (f"the recipe's choice {d.fact.chosen!r} where the authors are silent" if d.fact.silent
+                            else f"the authors' {d.fact.authors_text()}") + f" ({d.fact.source})"
+                         for d in differences(view, authors) if d.deviation is None]
     assert not unlisted, "differences from the authors' settings that no deviation names:\n" + "\n".join(unlisted)
 
 
